@@ -1,0 +1,38 @@
+# ldm_mini: every target sets up its own virtual environment first, so each works on a fresh clone.
+# On this machine and in CI torch is pinned to the CPU build 2.13.0 before anything else;
+# on a GPU machine pass another pin, e.g. `make lessons TORCH_SPEC="torch>=2.2"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?=
+export PROFILE
+
+.PHONY: lessons test lab notebooks pretrained bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+## The main job: run every lesson headless, in order; executed copies + HTML go to build/lessons/.
+lessons: $(VENV)/.installed
+	$(PY) scripts/run_lessons.py --out build/lessons
+
+## Unit tests, then every notebook under nbval (cells marked NBVAL_CHECK_OUTPUT must print the same).
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:randomly notebooks/
+
+## JupyterLab on the notebooks.
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab notebooks/
+
+## Authors: rebuild notebooks/*.ipynb from notebooks/src/*.py and execute them in place.
+notebooks: $(VENV)/.installed
+	$(PY) scripts/build_notebooks.py
+
+clean:
+	rm -rf build data/cache

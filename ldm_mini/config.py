@@ -1,0 +1,88 @@
+"""Run-wide settings: the profile, the device and the seed.
+
+Each model keeps its own dataclass config next to its code (``AutoencoderConfig`` in
+``autoencoder.py``, ``UNetConfig`` in ``unet.py``), as nanoGPT keeps ``GPTConfig`` beside
+``GPT``. This module only holds what every lesson shares:
+
+- a *profile*: "quick" runs every lesson on a 2-core laptop CPU in minutes, "full" trains
+  bigger models for longer on a GPU;
+- the device: cuda > mps > cpu, chosen once, and every tensor follows it;
+- ``seed_everything`` so a lesson prints the same numbers on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big and how long. The lessons read these numbers instead of hard-coding them."""
+
+    name: str = "quick"
+    n_train: int = 20_000  # captioned shapes in the training split
+    n_eval: int = 1_000  # val/test images used for metrics
+    image_size: int = 32  # H = W of the shapes images
+    ae_steps: int = 1_500  # autoencoder optimiser steps
+    ldm_steps: int = 3_000  # latent diffusion optimiser steps
+    batch_size: int = 64
+    sample_steps: int = 50  # DDIM steps S when sampling
+    n_samples_eval: int = 200  # samples drawn to measure prompt accuracy
+
+
+QUICK = Profile()
+FULL = Profile(
+    name="full",
+    n_train=60_000,
+    n_eval=5_000,
+    image_size=32,
+    ae_steps=20_000,
+    ldm_steps=50_000,
+    batch_size=128,
+    sample_steps=50,
+    n_samples_eval=2_000,
+)
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The fastest device present: cuda > mps > cpu, unless ``prefer`` names one.
+
+    ``LDM_DEVICE=cpu`` in the environment forces a device for a whole run.
+    """
+    prefer = prefer or os.environ.get("LDM_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def get_profile(name: str | None = None, device: torch.device | None = None) -> Profile:
+    """The profile called ``name``; by default $LDM_PROFILE, else "full" on a GPU, "quick" on a CPU."""
+    name = name or os.environ.get("LDM_PROFILE") or os.environ.get("PROFILE")
+    if not name:
+        device = device or pick_device()
+        name = "full" if device.type == "cuda" else "quick"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {PROFILES}")
+    return QUICK if name == "quick" else FULL
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch.Generator seeded the same way.
+
+    On the CPU this makes a whole lesson repeat bit for bit (same thread count assumed).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

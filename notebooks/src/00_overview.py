@@ -1,0 +1,197 @@
+# %% [markdown]
+# # 00 · Overview: what a latent diffusion model is
+#
+# **What you will learn**
+# - the pipeline of a latent diffusion model (LDM), as in Rombach et al., *High-Resolution
+#   Image Synthesis with Latent Diffusion Models* (CVPR 2022), and why it is split in two stages;
+# - the built-in data this course trains on: captioned shapes, drawn on your machine, and crops
+#   of photographs that ship inside scikit-image (nothing is downloaded);
+# - how a caption becomes tokens for the text encoder tau_theta;
+# - what each later lesson builds.
+#
+# **Time on a laptop CPU:** under a minute (the dataset is drawn once and cached).
+#
+# Every lesson starts with the same *parameters cell*: the profile ("quick" for a CPU,
+# "full" for a GPU), the seed and the device. Change them there, nowhere else.
+
+# %%
+# Parameters
+import os
+
+PROFILE = os.environ.get("LDM_PROFILE")  # None: "full" on a GPU, "quick" on a CPU
+SEED = 0
+DEVICE = None  # None: cuda > mps > cpu
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+import ldm_mini
+from ldm_mini.config import get_profile, pick_device, seed_everything
+
+device = pick_device(DEVICE)
+profile = get_profile(PROFILE, device)
+seed_everything(SEED)
+print(f"ldm_mini {ldm_mini.__version__}, torch {torch.__version__}")
+print(f"device: {device}, profile: {profile.name}, threads: {torch.get_num_threads()}")
+
+# %% [markdown]
+# ## 1. The idea in one picture
+#
+# A diffusion model learns to turn noise into images by undoing a gradual noising process.
+# Run in *pixel space*, every one of its hundreds of denoising steps touches every pixel:
+# that is what made diffusion models cost hundreds of GPU-days. The paper's observation is that
+# most of those pixels' bits describe **imperceptible detail**. So it splits the work in two:
+#
+# 1. **Perceptual compression** (lessons 01-02). An autoencoder, encoder E and decoder D, is
+#    trained once. E maps an image x of H x W x 3 pixels to a latent z = E(x) of size
+#    h x w x c, with downsampling factor f = H / h. D maps it back: x~ = D(z).
+# 2. **Semantic compression** (lessons 03-06). A diffusion model learns the distribution of
+#    the latents z. Its denoiser eps_theta(z_t, t, tau_theta(y)) is a UNet that reads the
+#    caption y through **cross-attention**, after a text encoder tau_theta.
+#
+# To generate, start from noise z_T ~ N(0, I), denoise it step by step (DDPM or DDIM), and
+# decode once with D.
+
+# %%
+from ldm_mini.plotting import pipeline_figure
+
+pipeline_figure()
+plt.show()
+
+# %% [markdown]
+# ## 2. The data: captioned shapes
+#
+# Real text-to-image models train on billions of captioned photos. We draw our own: one or two
+# shapes (circle, square, triangle) in six colours, two sizes and five positions, with a caption
+# from a small English grammar. Because we know every attribute of every image, we can later
+# *measure* whether a generated image matches its prompt.
+#
+# The images are a pure function of `(seed, split, index)`, so everyone in a classroom sees
+# the same pictures. The first call draws 20,000 images and caches them in `data/cache/`.
+
+# %%
+import time
+
+from ldm_mini.data import images_uint8, load_shapes
+
+start = time.perf_counter()
+train = load_shapes(profile.n_train, "train", seed=SEED)
+val = load_shapes(profile.n_eval, "val", seed=SEED)
+print(f"loaded in {time.perf_counter() - start:.1f} s")  # slow the first time only
+train
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(len(train), "training images,", len(val), "validation images")
+print("columns:", train.column_names)
+print("example:", {k: v for k, v in train[0].items() if k != "image"})
+
+# %%
+from ldm_mini.plotting import show_grid
+
+first = train.select(range(24))
+show_grid(images_uint8(first), first["caption"], ncols=8)
+plt.show()
+
+# %% [markdown]
+# Half of the images hold two objects. Their captions either state a relation
+# ("above", "to the left of") or just say "and". The attribute columns always list the
+# objects in a fixed order (left before right, top before bottom), whatever order the
+# caption uses: that lets lesson 10 check *which* colour landed on *which* shape.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from collections import Counter
+
+kinds = Counter(train["caption_kind"])
+for kind, count in sorted(kinds.items()):
+    print(f"{kind:<24} {count / len(train):6.1%}")
+
+# %% [markdown]
+# ## 3. Real photographs
+#
+# Shapes are flat and clean. To see what an autoencoder throws away in real textures
+# (lesson 01), we also crop the photographs that ship inside scikit-image. Train and
+# validation crops come from different photos.
+
+# %%
+from ldm_mini.data import PHOTO_SOURCES, photo_crops
+
+crops = photo_crops(16, size=32, split="train", seed=SEED)
+print("photos used for training crops:", ", ".join(PHOTO_SOURCES["train"]))
+show_grid(crops, ncols=8)
+plt.show()
+
+# %% [markdown]
+# ## 4. From caption to tokens
+#
+# The text encoder tau_theta cannot read letters; it reads integer **tokens**. Our captions
+# come from a closed vocabulary, so a tokenizer is one dictionary lookup per word. Every
+# caption starts with a `<start>` token and is padded to a fixed length L. The empty caption
+# "" is kept for **classifier-free guidance** (lesson 06), where the model also learns to
+# denoise without any caption.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from ldm_mini.text import Tokenizer
+
+tokenizer = Tokenizer()
+print("vocabulary size:", len(tokenizer), "| context length L:", tokenizer.context_len)
+tokens = tokenizer(["a red circle above a green triangle", ""])
+print(tokens)
+print("padding mask of the first caption:", tokenizer.mask(tokens)[0].int().tolist())
+
+# %% [markdown]
+# A word the model never saw has no token. Rather than guessing, the tokenizer says so and
+# lists the words it knows:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+try:
+    tokenizer(["a red car and a white sheep"])
+except ValueError as error:
+    print(error)
+
+# %% [markdown]
+# ## 5. How much smaller is the latent space?
+#
+# A 32 x 32 RGB image is 3,072 numbers. With f = 4 and c = 4 latent channels the diffusion
+# model works on 8 x 8 x 4 = 256 numbers: 12 times fewer per denoising step, and the UNet's
+# convolutions and attention shrink with them. Lesson 07 measures what that buys.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+H = W = profile.image_size
+for f in (1, 2, 4, 8, 16):
+    h, w, c = H // f, W // f, (3 if f == 1 else 4)
+    print(f"f = {f:>2}: latent {h:>2} x {w:>2} x {c} = {h * w * c:>5} numbers ({H * W * 3 / (h * w * c):5.1f}x fewer than pixels)")
+
+# %% [markdown]
+# ## 6. The road ahead
+#
+# | lesson | what it builds | the paper |
+# |---|---|---|
+# | 01 Rate and distortion | bits/dim, perceptual vs semantic compression | Sec. 3, Fig. 2 |
+# | 02 The autoencoder | E, D, KL-reg and VQ-reg, the factor f | Sec. 3.1, Tab. 8 |
+# | 03 Forward noising | q(z_t given z_0), noise schedules, signal-to-noise | Sec. 3.2 |
+# | 04 The UNet and cross-attention | eps_theta, tau_theta, Q from the image, K and V from text | Sec. 3.3, Fig. 3 |
+# | 05 Training the LDM | the loss of Eq. 2 on cached latents | Sec. 3.2-3.3 |
+# | 06 Sampling | DDPM, DDIM, classifier-free guidance | Sec. 4.3 |
+# | 07 Choosing f | quality and speed against f | Fig. 6, Fig. 7 |
+# | 08 Where the bits go | rate vs distortion along the reverse process | Fig. 2 |
+# | 09 Super-resolution | concatenation conditioning | Tab. 5 |
+# | 10 Attribute binding | where conditioning fails | Sec. 5 (limitations) |
+#
+# ## Summary
+# - An LDM = an autoencoder (E, D) trained once for *perceptual* compression, plus a diffusion
+#   model trained in its latent space for *semantic* compression.
+# - The caption y enters the denoiser through tau_theta and cross-attention.
+# - Our data is drawn on your machine and every attribute is known, so every claim can be measured.
+#
+# ## Exercises
+# 1. Draw the dataset at 64 x 64 (`load_shapes(..., image_size=64)`): how many numbers does an
+#    f = 8 latent with c = 4 hold, compared with the 32 x 32 image at f = 4?
+# 2. Find the longest caption the grammar can produce. How many tokens does it take?
+# 3. Why do two-object images always use two different colours and two different shapes?
+#    (Hint: lesson 10.)
