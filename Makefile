@@ -24,7 +24,7 @@ lessons: $(VENV)/.installed
 ## Unit tests, then every notebook under nbval (cells marked NBVAL_CHECK_OUTPUT must print the same).
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:randomly notebooks/
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 
 ## JupyterLab on the notebooks.
 lab: $(VENV)/.installed
