@@ -1,0 +1,203 @@
+"""Training loops: the autoencoder (stage 1) and the latent diffusion model (stage 2).
+
+Both share one loop, ``run_training``, which does the chores a learner should never lose
+work to: a progress bar, a loss history, periodic checkpoints written atomically, resume
+from the last checkpoint (weights, optimiser moments, EMA, step and random state, so a
+resumed run ends with the *same* weights as an uninterrupted one), and a hard stop on a
+NaN or infinite loss that says at which step it happened and keeps the last good file.
+
+Batches are drawn with replacement from a tensor held in memory, by a ``torch.Generator``
+whose state is part of the checkpoint: that is what makes resuming exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoints import load_training_state, save_training_state
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1_500  # optimiser steps
+    batch_size: int = 64
+    lr: float = 1e-3  # peak learning rate (Adam)
+    warmup: int = 50  # linear warm-up steps
+    lr_min_ratio: float = 0.1  # cosine decay ends at lr * lr_min_ratio (f >= 8 oscillates without decay)
+    ema_decay: float = 0.995  # short runs: 0.999 would lag far behind the weights
+    seed: int = 0
+    log_every: int = 25  # steps between history entries
+    save_every: int = 250  # steps between checkpoints (when an out_dir is given)
+    progress: bool = True  # show a tqdm bar
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class EMA(nn.Module):
+    """An exponential moving average of a model's weights: theta_ema <- d theta_ema + (1 - d) theta.
+
+    Sampling from the EMA weights gives smoother results than the last step's weights. The
+    decay warms up as min(decay, (1 + n) / (10 + n)) so early averages are not dominated by
+    the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.995):
+        super().__init__()
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        n = self.updates.item()
+        d = min(self.decay, (1 + n) / (10 + n))
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.lerp_(p.detach(), 1 - d)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_min_ratio."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def run_training(
+    step_fn: Callable[[int, torch.Generator], dict],
+    cfg: TrainConfig,
+    *,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    description: str = "training",
+    stop_after: int | None = None,
+) -> list[dict]:
+    """Call ``step_fn(step, generator) -> logs`` for steps [start, cfg.steps); return the history.
+
+    ``logs["loss"]`` must be the float loss of that step. Every ``log_every`` steps the logs
+    are appended to the history; every ``save_every`` steps (and at the end) the full
+    training state goes to ``out_dir/state.safetensors``. ``stop_after`` ends the call early
+    (used by tests to simulate an interruption).
+    """
+    generator = torch.Generator().manual_seed(cfg.seed)
+    state_path = Path(out_dir) / "state.safetensors" if out_dir else None
+    start, history = 0, []
+    if resume and state_path is not None and state_path.exists():
+        start, extra = load_training_state(state_path, modules=modules, optimizers=optimizers, generator=generator)
+        history = extra.get("history", [])
+
+    def save(step: int) -> None:
+        if state_path is not None:
+            save_training_state(state_path, modules=modules, optimizers=optimizers, step=step, generator=generator, extra={"history": history})
+
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(range(start, end), desc=description, disable=not cfg.progress, initial=start, total=cfg.steps)
+    t0 = time.perf_counter()
+    for step in bar:
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
+        logs = step_fn(step, generator)
+        if not math.isfinite(logs["loss"]):
+            where = f"the last good checkpoint is {state_path}" if state_path and state_path.exists() else "no checkpoint was written"
+            raise TrainingDiverged(f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) and resume.")
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            history.append({"step": step + 1, "seconds": round(time.perf_counter() - t0, 2), **{k: round(v, 6) for k, v in logs.items()}})
+            bar.set_postfix(loss=f"{logs['loss']:.4f}")
+        if (step + 1) % cfg.save_every == 0 or step + 1 == end:
+            save(step + 1)
+    return history
+
+
+# ---------------------------------------------------------------- stage 1: the autoencoder
+
+
+def sample_batch(images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A random batch (with replacement) in [-1, 1]: b 3 h w."""
+    index = torch.randint(len(images_uint8), (batch_size,), generator=generator)
+    return (images_uint8[index].to(device).float() / 127.5) - 1.0
+
+
+def train_autoencoder(
+    ae_config,
+    images_uint8: torch.Tensor,
+    cfg: TrainConfig = TrainConfig(),
+    loss_config=None,
+    feature_net: nn.Module | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    device: torch.device | str = "cpu",
+    stop_after: int | None = None,
+):
+    """Train an ``Autoencoder(ae_config)`` on uint8 images (b 3 H W). Returns (model, history).
+
+    The paper's recipe (Sec. 3.1): L1 reconstruction + perceptual loss (here in the features
+    of our attribute classifier, since LPIPS weights cannot be downloaded) + a PatchGAN
+    adversarial loss that starts after a warm-up, plus the small KL or VQ regulariser.
+    """
+    from .autoencoder import Autoencoder
+    from .losses import AutoencoderLoss, AutoencoderLossConfig
+
+    torch.manual_seed(cfg.seed)
+    device = torch.device(device)
+    model = Autoencoder(ae_config).to(device)
+    loss_config = loss_config or AutoencoderLossConfig(disc_start=int(cfg.steps * 0.6))
+    criterion = AutoencoderLoss(loss_config, feature_net).to(device)
+    opt_ae = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(criterion.discriminator.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+
+    def step_fn(step: int, generator: torch.Generator) -> dict:
+        x = sample_batch(images_uint8, cfg.batch_size, generator, device)
+        x_rec, aux = model(x)
+        loss, logs = criterion.generator_loss(x, x_rec, aux, step, last_layer=model.last_layer())
+        opt_ae.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_ae.step()
+        if criterion.disc_active(step):
+            d_loss, d_logs = criterion.discriminator_loss(x, x_rec, step)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            logs.update(d_logs)
+        return logs
+
+    model.train()
+    history = run_training(
+        step_fn, cfg, modules={"model": model, "discriminator": criterion.discriminator},
+        optimizers={"ae": opt_ae, "disc": opt_d}, out_dir=out_dir, resume=resume,
+        description=f"{ae_config.reg.upper()}-f{ae_config.f}", stop_after=stop_after,
+    )
+    model.eval()
+    return model, history
+
+
+@torch.no_grad()
+def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 256, scaled: bool = True) -> torch.Tensor:
+    """The latent cache: E(x) for every image, once (b c h w), times the latent scale.
+
+    Encoding once and training the diffusion model on the cached latents is what makes
+    latent diffusion cheap: the autoencoder never runs inside the diffusion training loop.
+    """
+    device = next(ae.parameters()).device
+    chunks = []
+    for i in range(0, len(images_uint8), batch_size):
+        x = images_uint8[i : i + batch_size].to(device).float() / 127.5 - 1.0
+        chunks.append(ae.encode_latent(x).cpu())
+    z = torch.cat(chunks)
+    return z * ae.scale_factor.cpu() if scaled else z
