@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
 
 import torch
@@ -62,17 +63,30 @@ def config_to_json(config) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
-def config_from_json(cls, text: str):
-    """Rebuild a dataclass config; JSON turns tuples into lists, so turn them back."""
-    values = json.loads(text)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
+def config_from_json(cls, text: str | dict):
+    """Rebuild a dataclass config, nested configs included; JSON turns tuples into lists,
+    so turn them back."""
+    values = json.loads(text) if isinstance(text, str) else dict(text)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - fields
     if unknown:
         raise CheckpointError(f"checkpoint config has fields {sorted(unknown)} that {cls.__name__} does not know; it was made by another version")
+    hints = typing.get_type_hints(cls)
     for name, value in values.items():
-        if isinstance(value, list):
+        nested = _dataclass_in(hints.get(name))
+        if nested is not None and isinstance(value, dict):
+            values[name] = config_from_json(nested, value)
+        elif isinstance(value, list):
             values[name] = tuple(value)
     return cls(**values)
+
+
+def _dataclass_in(hint):
+    """The dataclass in a type hint such as `UNetConfig` or `AutoencoderConfig | None`."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
 
 
 def save_model(model: nn.Module, path: str | Path, *, half: bool = False, extra: dict | None = None) -> Path:

@@ -201,3 +201,39 @@ def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 256, scaled:
         chunks.append(ae.encode_latent(x).cpu())
     z = torch.cat(chunks)
     return z * ae.scale_factor.cpu() if scaled else z
+
+
+# ---------------------------------------------------------------- stage 2: latent diffusion
+
+
+def train_ldm(
+    ldm,
+    latents: torch.Tensor,
+    tokens: torch.Tensor,
+    cfg: TrainConfig = TrainConfig(lr=5e-4),
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+):
+    """Train eps_theta and tau_theta of ``ldm`` on cached latents z_0 (n c h w) and caption
+    tokens (n L). The autoencoder stays frozen. Returns (ldm with EMA weights, history)."""
+    torch.manual_seed(cfg.seed)
+    device = ldm.device
+    trainable = nn.ModuleDict({"unet": ldm.unet, "text_encoder": ldm.text_encoder})
+    ema = EMA(trainable, cfg.ema_decay)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=0.0)
+
+    def step_fn(step: int, generator: torch.Generator) -> dict:
+        index = torch.randint(len(latents), (cfg.batch_size,), generator=generator)
+        loss = ldm.loss(latents[index].to(device), tokens[index].to(device), generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema.update(trainable)
+        return {"loss": loss.item()}
+
+    ldm.train()
+    history = run_training(step_fn, cfg, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=f"LDM f={ldm.config.f}", stop_after=stop_after)
+    trainable.load_state_dict(ema.model.state_dict())  # sample with the smoother EMA weights
+    ldm.eval()
+    return ldm, history
