@@ -30,6 +30,7 @@ class Profile:
     n_train: int = 20_000  # captioned shapes in the training split
     n_eval: int = 1_000  # val/test images used for metrics
     image_size: int = 32  # H = W of the shapes images
+    classifier_steps: int = 400  # attribute classifier optimiser steps (300 reached >= 99.9% here)
     ae_steps: int = 1_500  # autoencoder optimiser steps
     ldm_steps: int = 3_000  # latent diffusion optimiser steps
     batch_size: int = 64
@@ -43,6 +44,7 @@ FULL = Profile(
     n_train=60_000,
     n_eval=5_000,
     image_size=32,
+    classifier_steps=3_000,
     ae_steps=20_000,
     ldm_steps=50_000,
     batch_size=128,

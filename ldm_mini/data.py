@@ -273,9 +273,8 @@ def images_uint8(ds) -> torch.Tensor:
     ``pixels.npy`` beside it and reuses them.
     """
     cached = _pixels_path(ds)
-    if cached is not None and cached.exists():
-        pixels = np.load(cached)
-    else:
+    pixels = np.load(cached) if cached is not None and cached.exists() else None
+    if pixels is None or len(pixels) != len(ds):
         pixels = np.stack(ds.with_format("numpy")["image"])  # b h w 3
         if cached is not None:
             tmp = cached.with_name("pixels.tmp.npy")
@@ -285,9 +284,10 @@ def images_uint8(ds) -> torch.Tensor:
 
 
 def _pixels_path(ds) -> Path | None:
-    # A dataset loaded from our cache knows its folder through its arrow files.
+    # A dataset loaded from our cache knows its folder through its arrow files. A subset
+    # (ds.select, ds.shuffle) shares those files but not their rows: it gets no pixel cache.
     files = getattr(ds, "cache_files", None)
-    if not files:
+    if not files or getattr(ds, "_indices", None) is not None:
         return None
     folder = Path(files[0]["filename"]).parent
     return folder / "pixels.npy" if folder.name.startswith("shapes-") else None
@@ -357,3 +357,78 @@ def photo_crops(n: int, size: int = 32, split: str = "train", seed: int = 0, sca
         y, x = int(rng.integers(img.shape[0] - size + 1)), int(rng.integers(img.shape[1] - size + 1))
         crops[i] = img[y : y + size, x : x + size]
     return crops
+
+
+# ---------------------------------------------------------------------------- parsing captions
+
+
+def parse_caption(caption: str) -> dict:
+    """What a caption asks for: the inverse of the caption grammar above.
+
+    Returns the attribute columns of a ``Scene`` (``n_objects``, ``shape1`` ... ``pos2``,
+    ``relation``), where ``None`` means "the caption leaves this open":
+
+    - one object ("a small red circle on the left"): ``shape1``, ``colour1``, and ``size1`` /
+      ``pos1`` only if the caption mentions them; object 2 is ``"none"`` (the caption asks
+      for one object), ``relation`` is ``""``.
+    - two objects with a relation ("a blue square to the right of a red circle"): the
+      relation fixes the *canonical order* of the dataset, object 1 = left / top, so this
+      gives ``colour1="red", shape1="circle", pos1="left"`` and object 2 the blue square
+      on the right. ``relation`` is the caption's own word ("right of"), as in the columns.
+    - two objects joined by "and": objects in the order mentioned, positions ``None``
+      (either order matches the image).
+
+    Sizes are never stated for two objects, so ``size1``/``size2`` are ``None`` there.
+    An unparseable caption raises ``ValueError``.
+    """
+    words = caption.lower().replace(",", " ").split()
+    first, i = _parse_object(words, 0, caption)
+    rest = " ".join(words[i:])
+    if rest == "" or rest in POSITION_PHRASE.values():  # one object
+        pos = next((p for p, phrase in POSITION_PHRASE.items() if phrase == rest), None)
+        return {"n_objects": 1, **_numbered(first, 1), "pos1": pos, **_numbered(_NO_OBJECT, 2), "pos2": "none", "relation": ""}
+    for relation in RELATIONS:  # two objects: "<object> <relation phrase> <object>"
+        phrase = RELATION_PHRASE.get(relation, relation).split()
+        if words[i : i + len(phrase)] == phrase:
+            second, j = _parse_object(words, i + len(phrase), caption)
+            if j != len(words):
+                raise ValueError(f"cannot parse caption {caption!r}: unexpected words {' '.join(words[j:])!r} after the second object")
+            return _two_objects(first, second, relation)
+    raise ValueError(
+        f"cannot parse caption {caption!r}: after {' '.join(words[:i])!r} expected nothing, a position "
+        f"({', '.join(POSITION_PHRASE.values())}) or a relation ({', '.join(RELATION_PHRASE.values())}, and) "
+        "followed by a second object, e.g. 'a red circle above a blue square'"
+    )
+
+
+_NO_OBJECT = {"shape": "none", "colour": "none", "size": "none"}
+
+
+def _parse_object(words: list[str], i: int, caption: str) -> tuple[dict, int]:
+    """'a [size] colour shape' starting at words[i] -> ({shape, colour, size}, index after it)."""
+    start = i
+    if i < len(words) and words[i] in ("a", "an"):
+        i += 1
+    size = words[i] if i < len(words) and words[i] in SIZES else None
+    i += size is not None
+    if i + 2 > len(words) or words[i] not in COLOURS or words[i + 1] not in SHAPES:
+        raise ValueError(
+            f"cannot parse caption {caption!r}: expected an object '[a] [size] colour shape' at "
+            f"{' '.join(words[start:]) or 'the end'!r}; sizes {tuple(SIZES)}, colours {tuple(COLOURS)}, shapes {SHAPES}"
+        )
+    return {"shape": words[i + 1], "colour": words[i], "size": size}, i + 2
+
+
+def _numbered(obj: dict, k: int) -> dict:
+    return {f"shape{k}": obj["shape"], f"colour{k}": obj["colour"], f"size{k}": obj["size"]}
+
+
+def _two_objects(a: dict, b: dict, relation: str) -> dict:
+    # "a left of b" and "a above b" name object 1 first; "right of" and "below" name it second.
+    if relation == "and":
+        positions = (None, None)
+    else:
+        if relation in ("right of", "below"):
+            a, b = b, a
+        positions = ("left", "right") if relation in ("left of", "right of") else ("top", "bottom")
+    return {"n_objects": 2, **_numbered(a, 1), "pos1": positions[0], **_numbered(b, 2), "pos2": positions[1], "relation": relation}

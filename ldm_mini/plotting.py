@@ -93,3 +93,15 @@ def pipeline_figure():
     ax.set_title("Latent diffusion: compress once with (E, D), then learn to generate in the small latent space")
     fig.tight_layout()
     return fig
+
+
+def save_images(images: torch.Tensor, path: str, ncols: int | None = None, scale: int = 4) -> None:
+    """Save float images in [0, 1] (b 3 h w) side by side as one PNG, enlarged ``scale`` times."""
+    from PIL import Image
+
+    x = (to_numpy_images(images) * 255).round().astype(np.uint8)  # b h w c
+    ncols = ncols or len(x)
+    nrows = int(np.ceil(len(x) / ncols))
+    pad = np.zeros((nrows * ncols - len(x), *x.shape[1:]), dtype=np.uint8)
+    grid = rearrange(np.concatenate([x, pad]), "(r c) h w ch -> (r h) (c w) ch", c=ncols)
+    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)

@@ -140,3 +140,11 @@ def test_photo_crops_are_deterministic_and_split_by_source():
     np.testing.assert_array_equal(a, b)
     assert a.shape == (8, 32, 32, 3) and a.std() > 5
     assert not set(data.PHOTO_SOURCES["train"]) & set(data.PHOTO_SOURCES["val"])
+
+
+def test_pixel_cache_of_a_subset_never_replaces_the_full_one(tmp_path):
+    ds = load_shapes(30, "val", seed=0, cache_dir=tmp_path)
+    subset = images_uint8(ds.select(range(5)))
+    assert subset.shape[0] == 5
+    full = images_uint8(load_shapes(30, "val", seed=0, cache_dir=tmp_path))
+    assert full.shape[0] == 30 and torch.equal(full[:5], subset)

@@ -1,0 +1,241 @@
+"""The shipped mini checkpoints: how each one is made, measured and loaded.
+
+``make pretrained`` (``python -m ldm_mini pretrained``) rebuilds every file in
+``data/checkpoints/`` from scratch with the recipes below, in dependency order:
+
+1. ``attribute-classifier``: names shape, colour, size and position of each object. It is the
+   perceptual-loss network of the autoencoders and the judge of every generated image.
+2. ``ae-{kl,vq}-f{1,2,4,8,16}``: the first-stage autoencoders (lesson 02's table).
+3. ``shapes-kl-f4``: the text-to-image latent diffusion model (lessons 04-06).
+
+Each file is fp16 safetensors; ``manifest.json`` records config, seed, steps, training time,
+torch version, measured metrics and the sha256 that ``load_pretrained`` checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ck
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .config import Profile, get_profile, seed_everything
+from .data import attribute_labels, images_uint8, load_shapes, to_image_range, to_model_range
+from .ldm import LatentDiffusion, LDMConfig
+from .metrics import AttributeClassifier, classifier_accuracy, frechet_distance, prompt_accuracy, psnr, ssim, train_attribute_classifier
+from .rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
+from .text import TextEncoderConfig
+from .train import TrainConfig, encode_images, train_autoencoder, train_ldm
+from .unet import UNetConfig
+
+AE_FACTORS = (1, 2, 4, 8, 16)
+AE_REGS = ("kl", "vq")
+CLASSIFIER = "attribute-classifier"
+LDM_MAIN = "shapes-kl-f4"
+
+
+def ae_name(reg: str, f: int) -> str:
+    return f"ae-{reg}-f{f}"
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def ae_recipe(reg: str, f: int, profile: Profile, seed: int = 0) -> tuple[AutoencoderConfig, TrainConfig]:
+    """The autoencoder of lesson 02: base 32 channels, c = 4 latent channels, K = 256 codes."""
+    config = AutoencoderConfig(f=f, reg=reg, base_channels=32, latent_channels=4)
+    cfg = TrainConfig(steps=profile.ae_steps, batch_size=profile.batch_size, lr=1e-3, warmup=50, lr_min_ratio=0.05, seed=seed, log_every=25, save_every=100)
+    return config, cfg
+
+
+def ldm_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, model_channels: int = 64) -> tuple[LDMConfig, TrainConfig]:
+    """The text-to-image LDM: a 6.6M-parameter UNet on the f = 4 latents, tau_theta of 2 layers."""
+    c = ae_config.latent_channels if ae_config is not None else 3
+    unet = UNetConfig(in_channels=c, out_channels=c, model_channels=model_channels, channel_mult=(1, 2, 2), attention_levels=(1, 2), num_heads=4, context_dim=64)
+    config = LDMConfig(autoencoder=ae_config, unet=unet, text=TextEncoderConfig(dim=64, n_layers=2), image_size=profile.image_size)
+    cfg = TrainConfig(steps=profile.ldm_steps, batch_size=profile.batch_size, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    return config, cfg
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@torch.no_grad()
+def evaluate_autoencoder(ae: Autoencoder, images: torch.Tensor, classifier: AttributeClassifier | None = None, batch_size: int = 250) -> dict:
+    """Reconstruction quality and rate of ``ae`` on uint8 images (b 3 H W).
+
+    Returns PSNR and SSIM (on [0, 1] images), the rFID stand-in (Frechet distance of
+    reconstructions to originals in the classifier's features), bits/dim, and for VQ-reg the
+    codebook usage and perplexity over all the images.
+    """
+    ae.eval()
+    H, W = images.shape[-2:]
+    recs, kls, indices = [], [], []
+    for i in range(0, len(images), batch_size):
+        x = to_model_range(images[i : i + batch_size])
+        x_rec, aux = ae(x, sample_posterior=False)
+        recs.append(to_image_range(x_rec))
+        if ae.config.reg == "kl":
+            kls.append(aux["kl"])
+        else:
+            indices.append(aux["indices"].flatten())
+    rec, original = torch.cat(recs), images.float() / 255
+    result = {"psnr": psnr(original, rec), "ssim": ssim(original, rec), "params": sum(p.numel() for p in ae.parameters())}
+    if classifier is not None:
+        result["rfid"] = frechet_distance(original, rec, classifier)
+    c, h, w = ae.latent_shape(H, W)
+    if ae.config.reg == "kl":
+        result["bits_per_dim"] = bits_per_dim_kl(torch.cat(kls).mean().item(), H, W)
+    else:
+        codes = torch.cat(indices)
+        K = ae.config.vq_codebook_size
+        result["bits_per_dim"] = bits_per_dim_vq(h, w, K, H, W)
+        result["bits_per_dim_entropy"] = bits_per_dim_vq_entropy(codes, K, H, W)
+        counts = torch.bincount(codes, minlength=K).double()
+        p = counts / counts.sum()
+        result["codebook_usage"] = (counts > 0).double().mean().item()
+        result["perplexity"] = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
+    return result
+
+
+def evaluation_captions(n: int, seed: int = 0) -> list[str]:
+    """Captions of held-out test images: the prompts every LDM is judged on."""
+    return load_shapes(n, "test", seed=seed)["caption"]
+
+
+def evaluate_ldm(ldm: LatentDiffusion, classifier: AttributeClassifier, n: int = 200, steps: int = 50, guidance: float = 3.0, seed: int = 0, batch_size: int = 100) -> dict:
+    """Prompt accuracy of DDIM samples for ``n`` test captions (see metrics.prompt_accuracy)."""
+    captions = evaluation_captions(n, seed)
+    images = torch.cat([ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i) for i in range(0, n, batch_size)])
+    result = prompt_accuracy(captions, images, classifier)
+    result.pop("per_caption")
+    return result
+
+
+# ---------------------------------------------------------------- building
+
+
+def _manifest_entry(path: Path, kind: str, config, cfg: TrainConfig | None, seconds: float, metrics: dict, **extra) -> dict:
+    return {
+        "file": path.name,
+        "sha256": ck.sha256(path),
+        "kind": kind,
+        "config": dataclasses.asdict(config),
+        "train": dataclasses.asdict(cfg) if cfg is not None else None,
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "command": "python -m ldm_mini pretrained",
+        **extra,
+    }
+
+
+def build_classifier(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0) -> AttributeClassifier:
+    train = load_shapes(profile.n_train, "train", seed=seed)
+    val = load_shapes(profile.n_eval, "val", seed=seed)
+    start = time.perf_counter()
+    model = train_attribute_classifier(images_uint8(train), attribute_labels(train), steps=profile.classifier_steps, seed=seed)
+    seconds = time.perf_counter() - start
+    accuracy = classifier_accuracy(model, images_uint8(val), attribute_labels(val))
+    path = ck.save_model(model, directory / f"{CLASSIFIER}.safetensors", half=True)
+    ck.write_manifest_entry(CLASSIFIER, _manifest_entry(path, "classifier", model.config, None, seconds, {f"val_acc_{k}": v for k, v in accuracy.items()}, steps=profile.classifier_steps, seed=seed), directory)
+    return model
+
+
+def build_autoencoder(reg: str, f: int, profile: Profile, classifier: AttributeClassifier, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> Autoencoder:
+    name = ae_name(reg, f)
+    config, cfg = ae_recipe(reg, f, profile, seed)
+    train = images_uint8(load_shapes(profile.n_train, "train", seed=seed))
+    val = images_uint8(load_shapes(profile.n_eval, "val", seed=seed))
+    start = time.perf_counter()
+    ae, history = train_autoencoder(config, train, cfg, feature_net=classifier, out_dir=work_dir / name if work_dir else None, resume=work_dir is not None)
+    seconds = time.perf_counter() - start
+    ae.measure_scale_factor(to_model_range(train[:1000]))
+    metrics = evaluate_autoencoder(ae, val, classifier)
+    metrics["scale_factor"] = ae.scale_factor.item()
+    path = ck.save_model(ae, directory / f"{name}.safetensors", half=True)
+    ck.write_manifest_entry(name, _manifest_entry(path, "autoencoder", config, cfg, seconds, metrics, seed=seed, history=history[:: max(1, len(history) // 40)]), directory)
+    return ae
+
+
+def build_ldm(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> LatentDiffusion:
+    ae_path, _ = ck.verified_path(ae_name("kl", 4), directory)
+    ae = ck.load_model(Autoencoder, ae_path)
+    config, cfg = ldm_recipe(ae.config, profile, seed)
+    seed_everything(seed)
+    ldm = LatentDiffusion(config)
+    ldm.autoencoder.load_state_dict(ae.state_dict())
+    train = load_shapes(profile.n_train, "train", seed=seed)
+    latents = encode_images(ldm.autoencoder, images_uint8(train))
+    tokens = ldm.tokenizer(train["caption"])
+    start = time.perf_counter()
+    ldm, history = train_ldm(ldm, latents, tokens, cfg, out_dir=work_dir / LDM_MAIN if work_dir else None, resume=work_dir is not None)
+    seconds = time.perf_counter() - start
+    classifier = load_pretrained(CLASSIFIER, directory)
+    metrics = evaluate_ldm(ldm, classifier, n=profile.n_samples_eval, steps=50, guidance=3.0, seed=seed)
+    path = save_ldm(ldm, directory / f"{LDM_MAIN}.safetensors")
+    ck.write_manifest_entry(LDM_MAIN, _manifest_entry(path, "ldm", config, cfg, seconds, metrics, seed=seed, autoencoder=ae_name("kl", 4), history=history[:: max(1, len(history) // 40)]), directory)
+    return ldm
+
+
+def save_ldm(ldm: LatentDiffusion, path: Path) -> Path:
+    """Save eps_theta and tau_theta only: the autoencoder has its own file and is reused."""
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in ldm.state_dict().items() if not k.startswith("autoencoder.")}
+    return ck.atomic_save(tensors, path, {"class": "LatentDiffusion", "config": ck.config_to_json(ldm.config)})
+
+
+def build_all(profile: Profile | str = "quick", only: list[str] | None = None, directory: Path = ck.CHECKPOINT_DIR, work_dir: Path | None = Path("runs/pretrained")) -> None:
+    """Rebuild the shipped checkpoints (all, or the names in ``only``) in dependency order.
+
+    ``work_dir`` keeps each run's training state, so an interrupted build resumes."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = lambda name: only is None or name in only  # noqa: E731
+    if wanted(CLASSIFIER):
+        build_classifier(profile, directory)
+    classifier = load_pretrained(CLASSIFIER, directory)
+    for reg in AE_REGS:
+        for f in AE_FACTORS:
+            if wanted(ae_name(reg, f)):
+                build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir)
+    if wanted(LDM_MAIN):
+        build_ldm(profile, directory, work_dir=work_dir)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_pretrained(name: str, directory: Path = ck.CHECKPOINT_DIR, device: torch.device | str = "cpu"):
+    """A shipped checkpoint, after checking its sha256: an AttributeClassifier, an Autoencoder
+    or a LatentDiffusion (with its autoencoder), in eval mode, in float32."""
+    path, entry = ck.verified_path(name, directory)
+    kind = entry["kind"]
+    if kind == "classifier":
+        model = ck.load_model(AttributeClassifier, path)
+    elif kind == "autoencoder":
+        model = ck.load_model(Autoencoder, path)
+    elif kind == "ldm":
+        model = _load_ldm(path, entry, directory)
+    else:
+        raise ck.CheckpointError(f"manifest entry {name!r} has an unknown kind {kind!r}")
+    return model.to(device).eval()
+
+
+def _load_ldm(path: Path, entry: dict, directory: Path) -> LatentDiffusion:
+    meta = ck.read_metadata(path)
+    config = ck.config_from_json(LDMConfig, meta["config"])
+    ldm = LatentDiffusion(config)
+    state = ck.load_tensors(path)
+    if config.autoencoder is not None:
+        ae = load_pretrained(entry["autoencoder"], directory)
+        if ae.config != config.autoencoder:
+            raise ck.CheckpointError(f"{path} was trained on another autoencoder than {entry['autoencoder']}; rebuild with `make pretrained`")
+        state.update({f"autoencoder.{k}": v for k, v in ae.state_dict().items()})
+    reference = ldm.state_dict()
+    ldm.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
+    return ldm

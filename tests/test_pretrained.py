@@ -1,0 +1,59 @@
+"""The shipped-checkpoint pipeline end to end, on a toy profile (minutes of real training
+are for `make pretrained`; here a few steps prove the plumbing)."""
+
+import json
+
+import pytest
+import torch
+
+from ldm_mini import checkpoints as ck
+from ldm_mini.config import Profile
+from ldm_mini.pretrained import build_all, load_pretrained
+
+TOY = Profile(name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=2, ldm_steps=2, batch_size=8, n_samples_eval=4)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    build_all(TOY, only=["attribute-classifier", "ae-kl-f4", "shapes-kl-f4"], directory=directory, work_dir=None)
+    return directory
+
+
+def test_manifest_records_what_was_built(shipped):
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    assert set(manifest) == {"attribute-classifier", "ae-kl-f4", "shapes-kl-f4"}
+    ae = manifest["ae-kl-f4"]
+    assert ae["config"]["f"] == 4 and ae["train"]["steps"] == 2
+    assert {"psnr", "ssim", "rfid", "bits_per_dim", "scale_factor"} <= set(ae["metrics"])
+    assert manifest["shapes-kl-f4"]["autoencoder"] == "ae-kl-f4"
+    assert "single" in manifest["shapes-kl-f4"]["metrics"]
+    for entry in manifest.values():
+        assert entry["sha256"] == ck.sha256(shipped / entry["file"])
+
+
+def test_load_pretrained_gives_working_models(shipped):
+    ldm = load_pretrained("shapes-kl-f4", shipped)
+    images = ldm.generate(["a red circle"], steps=2, seed=0)
+    assert images.shape == (1, 3, 32, 32)
+    ae = load_pretrained("ae-kl-f4", shipped)
+    assert torch.equal(ldm.autoencoder.scale_factor, ae.scale_factor)
+    assert ae.scale_factor.item() != 1.0  # measured on data
+
+
+def test_ldm_file_does_not_duplicate_the_autoencoder(shipped):
+    tensors = ck.load_tensors(shipped / "shapes-kl-f4.safetensors")
+    assert not any(k.startswith("autoencoder.") for k in tensors)
+    assert all(v.dtype == torch.float16 for v in tensors.values() if v.is_floating_point())
+
+
+def test_a_changed_file_is_refused(shipped, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shipped, copy)
+    data = bytearray((copy / "ae-kl-f4.safetensors").read_bytes())
+    data[-3] ^= 0x55
+    (copy / "ae-kl-f4.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ck.CheckpointError, match="sha256"):
+        load_pretrained("ae-kl-f4", copy)
