@@ -27,13 +27,14 @@ def cmd_train_ae(args) -> None:
     from .train import train_autoencoder
 
     profile = get_profile(args.profile)
-    config, cfg = ae_recipe(args.reg, args.f, profile, args.seed)
+    config, loss_config, cfg = ae_recipe(args.reg, args.f, profile, args.seed)
     if args.steps:
         cfg.steps = args.steps
+        loss_config.disc_start = int(0.7 * cfg.steps)
     classifier = load_pretrained(CLASSIFIER)
     train = images_uint8(load_shapes(profile.n_train, "train", seed=args.seed))
     out = Path(args.out)
-    ae, _ = train_autoencoder(config, train, cfg, feature_net=classifier, out_dir=out, resume=args.resume)
+    ae, _ = train_autoencoder(config, train, cfg, loss_config, feature_net=classifier, out_dir=out, resume=args.resume)
     ae.measure_scale_factor(to_model_range(train[:1000]))
     save_model(ae, out / "model.safetensors")
     metrics = evaluate_autoencoder(ae, images_uint8(load_shapes(profile.n_eval, "val", seed=args.seed)), classifier)

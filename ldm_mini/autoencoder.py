@@ -270,8 +270,12 @@ class VectorQuantizer(nn.Module):
         d = z_flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1) - 2.0 * z_flat @ e.t()  # n K
         return d.argmin(dim=1)
 
-    def forward(self, z: torch.Tensor):
-        """z (b c h w) -> (z_q (b c h w), info) with info keys loss, indices (b h w), usage, perplexity."""
+    def forward(self, z: torch.Tensor, restart: bool = True):
+        """z (b c h w) -> (z_q (b c h w), info) with info keys loss, indices (b h w), usage, perplexity.
+
+        Dead codes are restarted only in training mode and when `restart` is True (the
+        autoencoder's training forward); decoding never changes the codebook.
+        """
         b, c, h, w = z.shape
         z_flat = rearrange(z, "b c h w -> (b h w) c")
         with torch.no_grad():
@@ -284,7 +288,7 @@ class VectorQuantizer(nn.Module):
         with torch.no_grad():
             counts = torch.bincount(indices, minlength=self.num_codes)
             usage, perplexity = codebook_stats(counts)
-            if self.training and self.dead_code_restart:
+            if restart and self.training and self.dead_code_restart:
                 self.restart_dead_codes(counts, z_flat)
         info = {"loss": loss, "indices": indices.view(b, h, w), "usage": usage, "perplexity": perplexity}
         return z_q, info
@@ -396,13 +400,13 @@ class Autoencoder(nn.Module):
         """VQ-reg only: z -> (z_q, info); see VectorQuantizer."""
         if self.quantizer is None:
             raise ValueError("quantize() needs a VQ-reg autoencoder (AutoencoderConfig(reg='vq'))")
-        return self.quantizer(z)
+        return self.quantizer(z, restart=False)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """x~ = D(z), b c h w -> b 3 H W. VQ-reg quantises z first (the quantiser is part of D)."""
         self.check_latent(z)
         if self.quantizer is not None:
-            z, _ = self.quantizer(z)
+            z, _ = self.quantizer(z, restart=False)
         return self.decoder(self.post_quant_conv(z))
 
     def forward(self, x: torch.Tensor, sample_posterior: bool = True,
@@ -434,14 +438,15 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def measure_scale_factor(self, x_batches: Union[torch.Tensor, Iterable[torch.Tensor]],
-                             sample: bool = False) -> float:
-        """Set `scale_factor` = 1 / std(z) over the latents of `x_batches` (a tensor or batches).
+                             sample: bool = False, batch_size: int = 256) -> float:
+        """Set `scale_factor` = 1 / std(z) over the latents of `x_batches`; returns it.
 
+        `x_batches` is an iterable of image batches, or one tensor (encoded `batch_size` at a time).
         The reference measures it on one batch of posterior samples; with the tiny KL weight the
         posterior std is negligible, so the mean (sample=False) gives the same number, reproducibly.
         """
         if isinstance(x_batches, torch.Tensor):
-            x_batches = [x_batches]
+            x_batches = x_batches.split(batch_size)
         n, s, s2 = 0, 0.0, 0.0
         for x in x_batches:
             z = self.encode_latent(x, sample=sample).double()

@@ -31,8 +31,8 @@ class Profile:
     n_eval: int = 1_000  # val/test images used for metrics
     image_size: int = 32  # H = W of the shapes images
     classifier_steps: int = 400  # attribute classifier optimiser steps (300 reached >= 99.9% here)
-    ae_steps: int = 1_500  # autoencoder optimiser steps
-    ldm_steps: int = 3_000  # latent diffusion optimiser steps
+    ae_steps: int = 700  # autoencoder optimiser steps (~4 min each at f = 4 on 2 cores)
+    ldm_steps: int = 1_800  # latent diffusion optimiser steps (~9 min on 2 cores)
     batch_size: int = 64
     sample_steps: int = 50  # DDIM steps S when sampling
     n_samples_eval: int = 200  # samples drawn to measure prompt accuracy

@@ -154,7 +154,7 @@ class AutoencoderLoss(nn.Module):
     `disc_active(step)` is False: the discriminator loss is then 0).
     """
 
-    def __init__(self, config: AutoencoderLossConfig = None, feature_net: Optional[nn.Module] = None):
+    def __init__(self, config: Optional[AutoencoderLossConfig] = None, feature_net: Optional[nn.Module] = None):
         super().__init__()
         self.config = config or AutoencoderLossConfig()
         self.perceptual = PerceptualLoss(feature_net)

@@ -26,6 +26,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 from .config import Profile, get_profile, seed_everything
 from .data import attribute_labels, images_uint8, load_shapes, to_image_range, to_model_range
 from .ldm import LatentDiffusion, LDMConfig
+from .losses import AutoencoderLossConfig
 from .metrics import AttributeClassifier, classifier_accuracy, frechet_distance, prompt_accuracy, psnr, ssim, train_attribute_classifier
 from .rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
 from .text import TextEncoderConfig
@@ -45,11 +46,13 @@ def ae_name(reg: str, f: int) -> str:
 # ---------------------------------------------------------------- recipes
 
 
-def ae_recipe(reg: str, f: int, profile: Profile, seed: int = 0) -> tuple[AutoencoderConfig, TrainConfig]:
-    """The autoencoder of lesson 02: base 32 channels, c = 4 latent channels, K = 256 codes."""
+def ae_recipe(reg: str, f: int, profile: Profile, seed: int = 0) -> tuple[AutoencoderConfig, AutoencoderLossConfig, TrainConfig]:
+    """The autoencoders of lesson 02: base 32 channels, c = 4 latent channels, K = 256 codes,
+    all trained for the same number of steps; the PatchGAN joins for the last 30%."""
     config = AutoencoderConfig(f=f, reg=reg, base_channels=32, latent_channels=4)
     cfg = TrainConfig(steps=profile.ae_steps, batch_size=profile.batch_size, lr=1e-3, warmup=50, lr_min_ratio=0.05, seed=seed, log_every=25, save_every=100)
-    return config, cfg
+    loss_config = AutoencoderLossConfig(kl_weight=1e-6, disc_start=int(0.7 * cfg.steps))
+    return config, loss_config, cfg
 
 
 def ldm_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, model_channels: int = 64) -> tuple[LDMConfig, TrainConfig]:
@@ -149,17 +152,17 @@ def build_classifier(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed
 
 def build_autoencoder(reg: str, f: int, profile: Profile, classifier: AttributeClassifier, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> Autoencoder:
     name = ae_name(reg, f)
-    config, cfg = ae_recipe(reg, f, profile, seed)
+    config, loss_config, cfg = ae_recipe(reg, f, profile, seed)
     train = images_uint8(load_shapes(profile.n_train, "train", seed=seed))
     val = images_uint8(load_shapes(profile.n_eval, "val", seed=seed))
     start = time.perf_counter()
-    ae, history = train_autoencoder(config, train, cfg, feature_net=classifier, out_dir=work_dir / name if work_dir else None, resume=work_dir is not None)
+    ae, history = train_autoencoder(config, train, cfg, loss_config, feature_net=classifier, out_dir=work_dir / name if work_dir else None, resume=work_dir is not None)
     seconds = time.perf_counter() - start
     ae.measure_scale_factor(to_model_range(train[:1000]))
     metrics = evaluate_autoencoder(ae, val, classifier)
     metrics["scale_factor"] = ae.scale_factor.item()
     path = ck.save_model(ae, directory / f"{name}.safetensors", half=True)
-    ck.write_manifest_entry(name, _manifest_entry(path, "autoencoder", config, cfg, seconds, metrics, seed=seed, history=history[:: max(1, len(history) // 40)]), directory)
+    ck.write_manifest_entry(name, _manifest_entry(path, "autoencoder", config, cfg, seconds, metrics, seed=seed, loss=dataclasses.asdict(loss_config), history=history[:: max(1, len(history) // 40)]), directory)
     return ae
 
 
@@ -199,8 +202,8 @@ def build_all(profile: Profile | str = "quick", only: list[str] | None = None, d
     if wanted(CLASSIFIER):
         build_classifier(profile, directory)
     classifier = load_pretrained(CLASSIFIER, directory)
-    for reg in AE_REGS:
-        for f in AE_FACTORS:
+    for f in (4, 1, 2, 8, 16):  # f = 4 first: the LDM needs it
+        for reg in AE_REGS:
             if wanted(ae_name(reg, f)):
                 build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir)
     if wanted(LDM_MAIN):

@@ -201,6 +201,12 @@ def test_vq_decode_quantises_first():
     z = ae.encode_latent(torch.randn(1, 3, 16, 16))
     z_q, _ = ae.quantize(z)
     assert torch.allclose(ae.decode(z), ae.decode(z_q), atol=1e-5)
+    ae.train()
+    ae.quantizer.unused_steps.fill_(100)
+    before = ae.quantizer.codebook.weight.clone()
+    ae.decode(z)
+    assert torch.equal(ae.quantizer.codebook.weight, before)  # decoding never restarts codes
+    ae.eval()
     unquantised = ae.decoder(ae.post_quant_conv(z))
     assert not torch.allclose(ae.decode(z), unquantised, atol=1e-3)
     with pytest.raises(ValueError, match="VQ-reg"):
@@ -219,6 +225,7 @@ def test_measure_scale_factor_is_inverse_std():
     assert s == pytest.approx(1.0 / z.std().item(), rel=1e-4)
     assert ae.scale_factor.item() == pytest.approx(s, rel=1e-6)
     assert "scale_factor" in ae.state_dict()
+    assert ae.measure_scale_factor(torch.cat(batches), batch_size=2) == pytest.approx(s, rel=1e-6)
 
 
 def test_last_layer_is_decoder_output_weight():
