@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?=
 export PROFILE
 
-.PHONY: lessons test lab notebooks pretrained bench clean
+.PHONY: lessons test lab notebooks pretrained clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lab: $(VENV)/.installed
 ## Authors: rebuild notebooks/*.ipynb from notebooks/src/*.py and execute them in place.
 notebooks: $(VENV)/.installed
 	$(PY) scripts/build_notebooks.py
+
+## Rebuild every shipped checkpoint in data/checkpoints/ from scratch (about an hour on 2 CPU cores).
+pretrained: $(VENV)/.installed
+	$(PY) -m ldm_mini pretrained --profile $(or $(PROFILE),quick)
 
 clean:
 	rm -rf build data/cache

@@ -176,14 +176,44 @@ def build_ldm(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int =
     train = load_shapes(profile.n_train, "train", seed=seed)
     latents = encode_images(ldm.autoencoder, images_uint8(train))
     tokens = ldm.tokenizer(train["caption"])
+    snapshots: dict[int, torch.Tensor] = {}
+    every = max(1, cfg.steps // 6)
+
+    def snapshot(step: int) -> None:  # samples for fixed captions as training goes on (lesson 05)
+        if step == 1 or step % every == 0:
+            snapshots[step] = (ldm.generate(PROGRESS_CAPTIONS, steps=20, guidance=3.0, seed=0) * 255).round().to(torch.uint8)
+            ldm.train()
+
     start = time.perf_counter()
-    ldm, history = train_ldm(ldm, latents, tokens, cfg, out_dir=work_dir / LDM_MAIN if work_dir else None, resume=work_dir is not None)
+    ldm, history = train_ldm(ldm, latents, tokens, cfg, out_dir=work_dir / LDM_MAIN if work_dir else None, resume=work_dir is not None, on_step=snapshot)
     seconds = time.perf_counter() - start
     classifier = load_pretrained(CLASSIFIER, directory)
     metrics = evaluate_ldm(ldm, classifier, n=profile.n_samples_eval, steps=50, guidance=3.0, seed=seed)
     path = save_ldm(ldm, directory / f"{LDM_MAIN}.safetensors")
-    ck.write_manifest_entry(LDM_MAIN, _manifest_entry(path, "ldm", config, cfg, seconds, metrics, seed=seed, autoencoder=ae_name("kl", 4), history=history[:: max(1, len(history) // 40)]), directory)
+    progress = save_progress_grid(snapshots, directory / f"{LDM_MAIN}-progress.png")
+    ck.write_manifest_entry(LDM_MAIN, _manifest_entry(path, "ldm", config, cfg, seconds, metrics, seed=seed, autoencoder=ae_name("kl", 4), history=history[:: max(1, len(history) // 40)], progress={"file": progress.name, "steps": sorted(snapshots), "captions": PROGRESS_CAPTIONS, "sampler": "DDIM-20, guidance 3, seed 0, training weights (not EMA)"}), directory)
     return ldm
+
+
+PROGRESS_CAPTIONS = [
+    "a red circle", "a blue square", "a green triangle", "a small yellow circle on the left",
+    "a large purple square at the top", "an orange triangle in the middle",
+    "a red circle above a blue square", "a green triangle and a yellow circle",
+]
+
+
+def save_progress_grid(snapshots: dict[int, torch.Tensor], path: Path) -> Path:
+    """One row of samples per training step (uint8 b 3 h w each), saved as a small PNG."""
+    import numpy as np
+    from einops import rearrange
+    from PIL import Image
+
+    rows = torch.stack([snapshots[k] for k in sorted(snapshots)])  # r b 3 h w
+    grid = rearrange(rows, "r b c h w -> (r h) (b w) c").numpy().astype(np.uint8)
+    tmp = path.with_name(path.name + ".tmp.png")
+    Image.fromarray(grid).save(tmp)
+    tmp.replace(path)
+    return path
 
 
 def save_ldm(ldm: LatentDiffusion, path: Path) -> Path:
@@ -232,13 +262,23 @@ def load_pretrained(name: str, directory: Path = ck.CHECKPOINT_DIR, device: torc
 def _load_ldm(path: Path, entry: dict, directory: Path) -> LatentDiffusion:
     meta = ck.read_metadata(path)
     config = ck.config_from_json(LDMConfig, meta["config"])
+    ae = load_pretrained(entry["autoencoder"], directory) if config.autoencoder is not None else None
+    return load_ldm(path, ae)
+
+
+def load_ldm(path: str | Path, autoencoder: Autoencoder | None = None) -> LatentDiffusion:
+    """Rebuild a LatentDiffusion from a file written by ``save_ldm``, with its autoencoder
+    (None for a pixel-space model). Refuses an autoencoder of another config."""
+    meta = ck.read_metadata(path)
+    if meta.get("class") != "LatentDiffusion":
+        raise ck.CheckpointError(f"{path} holds a {meta.get('class', 'unknown model')}, not a LatentDiffusion")
+    config = ck.config_from_json(LDMConfig, meta["config"])
     ldm = LatentDiffusion(config)
     state = ck.load_tensors(path)
     if config.autoencoder is not None:
-        ae = load_pretrained(entry["autoencoder"], directory)
-        if ae.config != config.autoencoder:
-            raise ck.CheckpointError(f"{path} was trained on another autoencoder than {entry['autoencoder']}; rebuild with `make pretrained`")
-        state.update({f"autoencoder.{k}": v for k, v in ae.state_dict().items()})
+        if autoencoder is None or autoencoder.config != config.autoencoder:
+            raise ck.CheckpointError(f"{path} was trained on the latents of an autoencoder with config {config.autoencoder}; pass that autoencoder")
+        state.update({f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()})
     reference = ldm.state_dict()
     ldm.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
-    return ldm
+    return ldm.eval()

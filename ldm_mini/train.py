@@ -87,13 +87,15 @@ def run_training(
     resume: bool = False,
     description: str = "training",
     stop_after: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Call ``step_fn(step, generator) -> logs`` for steps [start, cfg.steps); return the history.
 
     ``logs["loss"]`` must be the float loss of that step. Every ``log_every`` steps the logs
     are appended to the history; every ``save_every`` steps (and at the end) the full
     training state goes to ``out_dir/state.safetensors``. ``stop_after`` ends the call early
-    (used by tests to simulate an interruption).
+    (used by tests to simulate an interruption). ``on_step(steps_done)`` runs after every
+    step (e.g. to draw samples as training goes on).
     """
     generator = torch.Generator().manual_seed(cfg.seed)
     state_path = Path(out_dir) / "state.safetensors" if out_dir else None
@@ -120,6 +122,8 @@ def run_training(
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             history.append({"step": step + 1, "seconds": round(time.perf_counter() - t0, 2), **{k: round(v, 6) for k, v in logs.items()}})
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
+        if on_step is not None:
+            on_step(step + 1)
         if (step + 1) % cfg.save_every == 0 or step + 1 == end:
             save(step + 1)
     return history
@@ -214,9 +218,14 @@ def train_ldm(
     out_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+    max_grad_norm: float = 1.0,
 ):
     """Train eps_theta and tau_theta of ``ldm`` on cached latents z_0 (n c h w) and caption
-    tokens (n L). The autoencoder stays frozen. Returns (ldm with EMA weights, history)."""
+    tokens (n L). The autoencoder stays frozen. Returns (ldm with EMA weights, history).
+
+    Gradients are clipped to ``max_grad_norm``: a few noisy batches at high t can otherwise
+    kick a small model far off course early in training."""
     torch.manual_seed(cfg.seed)
     device = ldm.device
     trainable = nn.ModuleDict({"unet": ldm.unet, "text_encoder": ldm.text_encoder})
@@ -228,12 +237,13 @@ def train_ldm(
         loss = ldm.loss(latents[index].to(device), tokens[index].to(device), generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        nn.utils.clip_grad_norm_(trainable.parameters(), max_grad_norm)
         optimizer.step()
         ema.update(trainable)
         return {"loss": loss.item()}
 
     ldm.train()
-    history = run_training(step_fn, cfg, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=f"LDM f={ldm.config.f}", stop_after=stop_after)
+    history = run_training(step_fn, cfg, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=f"LDM f={ldm.config.f}", stop_after=stop_after, on_step=on_step)
     trainable.load_state_dict(ema.model.state_dict())  # sample with the smoother EMA weights
     ldm.eval()
     return ldm, history
