@@ -99,18 +99,19 @@ def run_training(
     """
     generator = torch.Generator().manual_seed(cfg.seed)
     state_path = Path(out_dir) / "state.safetensors" if out_dir else None
-    start, history = 0, []
+    start, history, elapsed_before = 0, [], 0.0
     if resume and state_path is not None and state_path.exists():
         start, extra = load_training_state(state_path, modules=modules, optimizers=optimizers, generator=generator)
-        history = extra.get("history", [])
+        history, elapsed_before = extra.get("history", []), extra.get("seconds", 0.0)
+    t0 = time.perf_counter()
+    elapsed = lambda: elapsed_before + time.perf_counter() - t0  # noqa: E731  (training time across resumes)
 
     def save(step: int) -> None:
         if state_path is not None:
-            save_training_state(state_path, modules=modules, optimizers=optimizers, step=step, generator=generator, extra={"history": history})
+            save_training_state(state_path, modules=modules, optimizers=optimizers, step=step, generator=generator, extra={"history": history, "seconds": elapsed()})
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), desc=description, disable=not cfg.progress, initial=start, total=cfg.steps)
-    t0 = time.perf_counter()
     for step in bar:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
@@ -120,7 +121,7 @@ def run_training(
             where = f"the last good checkpoint is {state_path}" if state_path and state_path.exists() else "no checkpoint was written"
             raise TrainingDiverged(f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) and resume.")
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            history.append({"step": step + 1, "seconds": round(time.perf_counter() - t0, 2), **{k: round(v, 6) for k, v in logs.items()}})
+            history.append({"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}})
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         if on_step is not None:
             on_step(step + 1)

@@ -74,3 +74,311 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     panel = w.VBox([w.HBox([picker, slider]), out])
     display(panel)
     return panel
+
+
+# ---------------------------------------------------------------- lesson 02: the autoencoder explorer
+
+
+@torch.no_grad()
+def autoencoder_view(ae, images: torch.Tensor) -> dict:
+    """Everything the autoencoder panel shows for one autoencoder and a few images.
+
+    ``images``: uint8 (b 3 H W) or float in [0, 1]. Returns
+      originals, reconstructions  b 3 H W in [0, 1]; x~ = D(E(x)) (KL-reg: the posterior mean)
+      errors                      b H W, |x - x~| averaged over the colour channels
+      latents                     b c h w, the latent z the diffusion model would see (unscaled;
+                                  VQ-reg: before quantisation, as in the paper)
+      psnr_per_image, psnr        dB, per image and the batch mean
+      bits_per_dim                KL-reg: KL / ln 2 / (3 H W) of these images;
+                                  VQ-reg: the upper bound h w log2(K) / (3 H W)
+      f, reg, latent_shape        the model's f, regulariser and (c, h, w)
+    """
+    from .data import to_image_range
+    from .metrics import psnr_per_image
+    from .rate import bits_per_dim_kl, bits_per_dim_vq
+
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch dimension with x[None]")
+    x01 = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if x01.min() < 0 or x01.max() > 1:
+        raise ValueError("float images must be in [0, 1]; for model-range images in [-1, 1] use data.to_image_range(x)")
+    was_training = ae.training
+    ae.eval()
+    device = next(ae.parameters()).device
+    x = (x01 * 2.0 - 1.0).to(device)  # the model range [-1, 1]
+    x_rec, aux = ae(x, sample_posterior=False)
+    ae.train(was_training)
+    rec = to_image_range(x_rec).cpu()
+    H, W = x.shape[-2:]
+    c, h, w = ae.latent_shape(H, W)
+    if ae.config.reg == "kl":
+        bits = bits_per_dim_kl(aux["kl"].cpu(), H, W)
+    else:
+        bits = bits_per_dim_vq(h, w, ae.config.vq_codebook_size, H, W)
+    per_image = psnr_per_image(x01, rec)
+    return {
+        "originals": x01,
+        "reconstructions": rec,
+        "errors": (x01 - rec).abs().mean(1),
+        "latents": aux["z"].cpu(),
+        "psnr_per_image": per_image,
+        "psnr": per_image.mean().item(),
+        "bits_per_dim": bits,
+        "f": ae.config.f,
+        "reg": ae.config.reg,
+        "latent_shape": (c, h, w),
+    }
+
+
+def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.5):
+    """A grid, one column per image: original, reconstruction, |error|, then the c latent channels."""
+    b = view["originals"].shape[0]
+    c, h, w = view["latent_shape"]
+    rows = 3 + c
+    fig, axes = plt.subplots(rows, b, figsize=(1.35 * b + 0.9, 1.3 * rows), squeeze=False)
+    for j in range(b):
+        axes[0, j].imshow(view["originals"][j].permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[1, j].imshow(view["reconstructions"][j].permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[1, j].set_title(f"{view['psnr_per_image'][j]:.1f} dB", fontsize=7, pad=2)
+        axes[2, j].imshow(view["errors"][j].numpy(), cmap="magma", vmin=0, vmax=error_max, interpolation="nearest")
+        z = view["latents"][j]
+        lim = max(z.abs().max().item(), 1e-6)  # one symmetric colour scale per image, over its c channels
+        for k in range(c):
+            axes[3 + k, j].imshow(z[k].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    labels = ["original x", "x~ = D(E(x))", "|x - x~|"] + [f"z channel {k}\n({h}x{w})" for k in range(c)]
+    for ax, label in zip(axes[:, 0], labels):
+        ax.set_ylabel(label, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    head = f"{view['reg'].upper()}-reg, f = {view['f']}: z is {c} x {h} x {w}, PSNR {view['psnr']:.1f} dB, {view['bits_per_dim']:.3f} bits/dim"
+    fig.suptitle(f"{title}\n{head}" if title else head, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+class ModelCache:
+    """A mapping name -> model that loads each model once, on first use (``load(name)``).
+
+    ``names`` lists what may be asked for; loaded models stay in memory, so switching back
+    and forth in a panel is instant.
+    """
+
+    def __init__(self, names, load=None):
+        if load is None:
+            from .pretrained import load_pretrained as load
+        self.names, self.load, self.loaded = list(names), load, {}
+
+    def __contains__(self, name) -> bool:
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, name):
+        if name not in self.names:
+            raise KeyError(f"no model called {name!r}; available: {self.names}")
+        if name not in self.loaded:
+            self.loaded[name] = self.load(name)
+        return self.loaded[name]
+
+
+def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl"):
+    """Pick f and the regulariser; see originals, reconstructions, error maps and latent channels.
+
+    ``models`` maps names "ae-{reg}-f{f}" to autoencoders: a dict, or a ``ModelCache`` that
+    loads on demand. Each (model, images) view is computed once and cached.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    def name(reg_: str, f_: int) -> str:
+        return f"ae-{reg_}-f{f_}"
+
+    factors = sorted({f_ for f_ in (1, 2, 4, 8, 16) for r in ("kl", "vq") if name(r, f_) in models})
+    if not factors:
+        raise ValueError(f"no autoencoder named ae-{{kl,vq}}-f{{1,2,4,8,16}} in models: {list(models)}")
+    f_picker = w.ToggleButtons(options=factors, value=f if f in factors else factors[0], description="f")
+    reg_picker = w.ToggleButtons(options=["kl", "vq"], value=reg, description="regulariser")
+    out = w.Output()
+    views: dict[str, dict] = {}
+
+    def redraw(*_):
+        key = name(reg_picker.value, f_picker.value)
+        with out:
+            out.clear_output(wait=True)
+            if key not in models:
+                print(f"{key} is not available (yet); available: {', '.join(models)}")
+                return
+            if key not in views:
+                views[key] = autoencoder_view(models[key], images)
+            draw_autoencoder_view(views[key], key)
+            plt.show()
+
+    f_picker.observe(redraw, names="value")
+    reg_picker.observe(redraw, names="value")
+    redraw()
+    panel = w.VBox([f_picker, reg_picker, out])
+    display(panel)
+    return panel
+
+
+# ---------------------------------------------------------------- lesson 03: the forward-noising slider
+
+
+def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, seed: int = 0) -> dict:
+    """q(x_t | x_0) for one image in pixel space, and q(z_t | z_0) for its latent, at timestep t.
+
+    x0: the image (3 H W) in [-1, 1]; z0: its scaled latent (c h w), z0 = scale * E(x0);
+    decode: latents (b c h w) -> images in [-1, 1], e.g. ``lambda z: ae.decode(z / ae.scale_factor)``.
+    The noises eps are drawn once from ``seed``, so moving t changes only the weights
+    sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t), never the noise itself.
+
+    Returns x_t (3 H W) and z_t (c h w) as ``schedule.q_sample`` makes them, the images shown
+    (x_t and D(z_t), in [0, 1], clipped), alpha_bar_t, SNR(t) = alpha_bar_t / (1 - alpha_bar_t)
+    and log SNR(t).
+    """
+    if x0.ndim != 3 or z0.ndim != 3:
+        raise ValueError(f"x0 must be one image (3, H, W) and z0 one latent (c, h, w); got {tuple(x0.shape)} and {tuple(z0.shape)}")
+    if not 0 <= int(t) < schedule.T:
+        raise ValueError(f"t={t} is outside the schedule: pick t in [0, {schedule.T - 1}]")
+    generator = torch.Generator().manual_seed(seed)
+    eps_x = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    eps_z = torch.randn(z0.shape, generator=generator, dtype=z0.dtype)
+    t_batch = torch.tensor([int(t)])
+    x_t = schedule.q_sample(x0[None], t_batch, eps_x[None].to(x0.device))[0]  # sqrt(a) x0 + sqrt(1 - a) eps
+    z_t = schedule.q_sample(z0[None], t_batch, eps_z[None].to(z0.device))[0]
+    with torch.no_grad():
+        decoded = decode(z_t[None])[0]
+    alpha_bar = schedule.alphas_cumprod[int(t)].item()
+    snr = schedule.snr(t_batch)[0].item()
+    return {
+        "t": int(t),
+        "x_t": x_t,
+        "z_t": z_t,
+        "x_t_image": ((x_t + 1) / 2).clamp(0, 1).cpu(),
+        "z_t_decoded": ((decoded + 1) / 2).clamp(0, 1).cpu(),
+        "alpha_bar": alpha_bar,
+        "snr": snr,
+        "log_snr": float(torch.tensor(snr, dtype=torch.float64).log()),
+    }
+
+
+def draw_noising_view(x0: torch.Tensor, view: dict, schedule):
+    """Five panels: x_0, x_t (pixels), z_t (its c channels), D(z_t), and log SNR(t) with t marked."""
+    fig, axes = plt.subplots(1, 5, figsize=(13, 2.9), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.6]})
+    axes[0].imshow(((x0 + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+    axes[0].set_title("x_0 (clean)", fontsize=9)
+    axes[1].imshow(view["x_t_image"].permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[1].set_title(f"x_t, pixel space\nt = {view['t']}", fontsize=9)
+    z = view["z_t"].detach().cpu()
+    c, h, w = z.shape
+    cols = 2 if c == 4 else c
+    rows = -(-c // cols)
+    tiles = torch.full((rows * (h + 1) - 1, cols * (w + 1) - 1), float("nan"))
+    for k in range(c):
+        r, q = divmod(k, cols)
+        tiles[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = z[k]
+    axes[2].imshow(tiles.numpy(), cmap="coolwarm", vmin=-3, vmax=3, interpolation="nearest")
+    axes[2].set_title(f"z_t: {c} channels of {h}x{w}", fontsize=9)
+    axes[3].imshow(view["z_t_decoded"].permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[3].set_title("D(z_t / scale)\nlatent space, decoded", fontsize=9)
+    for ax in axes[:4]:
+        ax.axis("off")
+    ts = torch.arange(schedule.T)
+    axes[4].plot(ts.numpy(), schedule.snr(ts).log().numpy(), color="tab:blue")
+    axes[4].axhline(0, color="gray", lw=0.6, ls=":")
+    axes[4].plot([view["t"]], [view["log_snr"]], "o", color="tab:red")
+    axes[4].set_xlabel("t", fontsize=8)
+    axes[4].set_ylabel("log SNR(t)", fontsize=8)
+    axes[4].tick_params(labelsize=7)
+    axes[4].set_title(f"alpha_bar_t = {view['alpha_bar']:.4f}, SNR = {view['snr']:.3g}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int = 300, seed: int = 0):
+    """A t slider (and a schedule picker) over ``noising_view``. ``schedules``: a NoiseSchedule or {name: schedule}."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    schedules = schedules if isinstance(schedules, dict) else {"schedule": schedules}
+    names = list(schedules)
+    T = schedules[names[0]].T
+    slider = w.IntSlider(value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px"))
+    picker = w.Dropdown(options=names, value=names[0], description="schedule")
+    out = w.Output()
+
+    def redraw(*_):
+        schedule = schedules[picker.value]
+        view = noising_view(x0, z0, slider.value, schedule, decode, seed)
+        with out:
+            out.clear_output(wait=True)
+            draw_noising_view(x0, view, schedule)
+            plt.show()
+
+    slider.observe(redraw, names="value")
+    picker.observe(redraw, names="value")
+    redraw()
+    panel = w.VBox([w.HBox([picker, slider]), out])
+    display(panel)
+    return panel
+
+
+# ---------------------------------------------------------------- lesson 06: the sampling sliders
+
+
+def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0) -> dict:
+    """Generate one image per caption with DDIM (S = ``steps``, ``eta``) and classifier-free guidance s = ``guidance``.
+
+    Returns the images (b 3 H W in [0, 1]), the wall time in seconds, and ``unet_evals``: how
+    many times the UNet saw each image, counted by a forward hook. That is S with s = 0 or s = 1
+    (one branch of eps = eps_u + s (eps_c - eps_u) suffices) and 2 S otherwise.
+    """
+    import time
+
+    captions = [captions] if isinstance(captions, str) else list(captions)
+    rows = []
+    hook = ldm.unet.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
+    try:
+        start = time.perf_counter()
+        images = ldm.generate(captions, steps=steps, guidance=guidance, eta=eta, seed=seed)
+        seconds = time.perf_counter() - start
+    finally:
+        hook.remove()
+    return {"images": images, "seconds": seconds, "unet_evals": sum(rows) / len(captions),
+            "steps": steps, "eta": eta, "guidance": guidance, "seed": seed}
+
+
+def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4):
+    """Sliders for DDIM steps S, eta and the guidance scale s, and a seed box, over ``sampling_view``."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from .plotting import show_grid
+
+    style = {"description_width": "70px"}
+    steps_w = w.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100, 200], value=steps, description="steps S", continuous_update=False, style=style)
+    eta_w = w.FloatSlider(value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style)
+    guidance_w = w.FloatSlider(value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style)
+    seed_w = w.IntText(value=seed, description="seed", style=style, layout=w.Layout(width="160px"))
+    out = w.Output()
+
+    def redraw(*_):
+        view = sampling_view(ldm, captions, steps_w.value, eta_w.value, guidance_w.value, seed_w.value)
+        with out:
+            out.clear_output(wait=True)
+            show_grid(view["images"], captions, ncols=ncols, scale=1.8, fontsize=8,
+                      suptitle=f"DDIM S={view['steps']}, eta={view['eta']:.1f}, s={view['guidance']:.1f}: "
+                               f"{view['unet_evals']:.0f} UNet calls per image, {view['seconds']:.1f} s")
+            plt.show()
+
+    for control in (steps_w, eta_w, guidance_w, seed_w):
+        control.observe(redraw, names="value")
+    redraw()
+    panel = w.VBox([w.HBox([steps_w, eta_w]), w.HBox([guidance_w, seed_w]), out])
+    display(panel)
+    return panel

@@ -16,13 +16,14 @@ TOY = Profile(name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     directory = tmp_path_factory.mktemp("checkpoints")
-    build_all(TOY, only=["attribute-classifier", "ae-kl-f4", "shapes-kl-f4"], directory=directory, work_dir=None)
+    build_all(TOY, only=["attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"], directory=directory, work_dir=None)
     return directory
 
 
 def test_manifest_records_what_was_built(shipped):
     manifest = json.loads((shipped / "manifest.json").read_text())
-    assert set(manifest) == {"attribute-classifier", "ae-kl-f4", "shapes-kl-f4"}
+    assert set(manifest) == {"attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"}
+    assert {"codebook_usage", "perplexity", "bits_per_dim_entropy"} <= set(manifest["ae-vq-f4"]["metrics"])
     ae = manifest["ae-kl-f4"]
     assert ae["config"]["f"] == 4 and ae["train"]["steps"] == 2
     assert {"psnr", "ssim", "rfid", "bits_per_dim", "scale_factor"} <= set(ae["metrics"])

@@ -1,0 +1,251 @@
+# %% [markdown]
+# # 01 · Rate, distortion and the two kinds of compression
+#
+# **What you will learn**
+# - what *rate* in bits per dimension (bits/dim) means, from first principles;
+# - what *distortion* is, and how the two trade off (a rate-distortion curve);
+# - the paper's split of compression into a **perceptual** stage (drop detail the eye hardly
+#   sees) and a **semantic** stage (learn what the image is about), and why latent diffusion
+#   hands the first to an autoencoder and only the second to the diffusion model.
+#
+# **Time on a laptop CPU:** about a minute. Nothing is trained here.
+#
+# The paper (Sec. 3, Fig. 2) observes that a likelihood-based model trained on pixels spends
+# most of its bits on *imperceptible* details. We will see the same thing with classical tools:
+# a few bits carry the content of an image; the remaining many carry fine detail.
+
+# %%
+# Parameters
+import os
+
+PROFILE = os.environ.get("LDM_PROFILE")  # None: "full" on a GPU, "quick" on a CPU
+SEED = 0
+DEVICE = None  # None: cuda > mps > cpu
+N_IMAGES = 200  # images per curve
+
+# %%
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from ldm_mini.config import get_profile, pick_device, seed_everything
+from ldm_mini.data import images_uint8, load_shapes, photo, photo_crops
+from ldm_mini.metrics import psnr
+from ldm_mini.rate import bits_per_dim_dct, bits_per_dim_downsample, bits_per_dim_raw, dct_truncate, downsample_upsample
+
+device = pick_device(DEVICE)
+profile = get_profile(PROFILE, device)
+seed_everything(SEED)
+shapes = images_uint8(load_shapes(profile.n_eval, "val", seed=SEED))[:N_IMAGES].float() / 255  # b 3 32 32 in [0, 1]
+photos = torch.from_numpy(photo_crops(N_IMAGES, size=32, split="val", seed=SEED)).permute(0, 3, 1, 2).float() / 255
+print(f"{len(shapes)} shapes and {len(photos)} photo crops, each {tuple(shapes.shape[1:])}")
+
+# %% [markdown]
+# ## 1. Rate: bits per dimension
+#
+# An RGB image of H x W pixels has D = 3 H W *dimensions* (numbers). Stored raw, each number
+# takes 8 bits (0..255). The **rate** of a representation is the number of bits it needs,
+# divided by D:
+#
+# $$\text{rate} = \frac{\text{bits}}{3HW}\quad\text{[bits/dim]}, \qquad \text{raw 8-bit image: } \frac{8 \cdot 3HW}{3HW} = 8 \text{ bits/dim}.$$
+#
+# A lossless compressor (PNG here) finds the redundancy and spends fewer bits *without
+# losing anything*. How many depends on the image:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def png_bits_per_dim(images: torch.Tensor) -> float:
+    """Mean PNG file size (bits) per dimension: a real, lossless rate."""
+    sizes = []
+    for x in images:
+        buffer = io.BytesIO()
+        Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(buffer, format="PNG", optimize=True)
+        sizes.append(8 * len(buffer.getvalue()) / x.numel())
+    return float(np.mean(sizes))
+
+
+print(f"raw:               {bits_per_dim_raw():.2f} bits/dim")
+print(f"PNG, shapes:       {png_bits_per_dim(shapes):.2f} bits/dim")
+print(f"PNG, photo crops:  {png_bits_per_dim(photos):.2f} bits/dim")
+
+# %% [markdown]
+# PNG carries a header of a few dozen bytes, which weighs a lot on a 32 x 32 image, so these
+# rates are upper bounds. Still: flat shapes are cheap, textured photos expensive. Lossless
+# coding has a floor, though (the information the image really holds). To go lower we must
+# accept **distortion**: the reconstruction x~ differs from x. We measure it with the PSNR (peak signal-to-noise ratio, in dB; higher is
+# better): PSNR = 10 log10(1 / MSE) for images in [0, 1]. Around 30 dB a 32 x 32 image looks right.
+
+# %% [markdown]
+# ## 2. Dropping high frequencies: a rate-distortion curve
+#
+# The discrete cosine transform (DCT, the heart of JPEG) rewrites each channel as a sum of
+# cosine patterns, from flat (low frequency) to fine checkerboards (high frequency). Keep only
+# the k x k lowest frequencies and you keep k^2 numbers per channel instead of H W. At 8 bits per
+# kept number the rate is 8 k^2 / (H W) bits/dim. That is a plain *count*, with no entropy
+# coding (JPEG quantises and entropy-codes the coefficients and does much better), so compare
+# these rates with each other, not with the PNG numbers above. Here is a photo at several k:
+
+# %%
+big = torch.from_numpy(photo("astronaut", 128)[:128, :128].copy()).permute(2, 0, 1).float() / 255  # 3 128 128
+ks = [4, 8, 16, 32, 64, 128]
+fig, axes = plt.subplots(1, len(ks), figsize=(2.2 * len(ks), 2.6))
+for ax, k in zip(axes, ks):
+    rec = dct_truncate(big.double(), k).float().clamp(0, 1)
+    ax.imshow(rec.permute(1, 2, 0).numpy())
+    ax.set_title(f"k={k}\n{bits_per_dim_dct(k, 128, 128):.2f} bits/dim, {psnr(big[None], rec[None]):.1f} dB", fontsize=8)
+    ax.axis("off")
+fig.suptitle("Keeping the k x k lowest DCT frequencies of each channel")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# With k = 32 (a sixteenth of the raw rate) the astronaut is clearly there; what is missing is
+# texture, fine edges, the stripes of the flag. Even k = 16 keeps the layout and the colours. Now the same over many images, for shapes and photos,
+# with a second classical compressor beside it: **downsampling** by a factor f (average-pool,
+# then resize back), which keeps 1/f^2 of the numbers. That factor f is exactly the one the
+# autoencoder of lesson 02 uses.
+
+# %%
+def dct_curve(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    H = images.shape[-1]
+    rates, psnrs = [], []
+    for k in range(1, H):  # k = H would be lossless: infinite PSNR
+        rec = dct_truncate(images.double(), k).float().clamp(0, 1)
+        rates.append(bits_per_dim_dct(k, H, H))
+        psnrs.append(psnr(images, rec))
+    return rates, psnrs
+
+
+def downsample_curve(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    rates, psnrs = [], []
+    for f in (2, 4, 8, 16):
+        rec = downsample_upsample(images, f).clamp(0, 1)
+        rates.append(bits_per_dim_downsample(f))
+        psnrs.append(psnr(images, rec))
+    return rates, psnrs
+
+
+curves = {name: (dct_curve(x), downsample_curve(x)) for name, x in (("shapes", shapes), ("photos", photos))}
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, colour in (("shapes", "tab:blue"), ("photos", "tab:orange")):
+    (r, p), (rd, pd) = curves[name]
+    ax.plot(r, p, "-", color=colour, label=f"{name}: keep k x k DCT")
+    ax.plot(rd, pd, "o--", color=colour, label=f"{name}: downsample by f")
+    for f, x, y in zip((2, 4, 8, 16), rd, pd):
+        ax.annotate(f"f={f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=colour)
+ax.axhline(30, color="gray", lw=0.8, ls=":")
+ax.text(7.5, 30.5, "30 dB: looks right", ha="right", fontsize=8, color="gray")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("rate [bits/dim] (log scale)")
+ax.set_ylabel("PSNR [dB] (higher = less distortion)")
+ax.set_title("Rate-distortion: every extra dB costs more bits than the last")
+ax.legend(fontsize=8)
+ax.set_ylim(10, 50)
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def rate_for(psnr_target: float, rates: list[float], psnrs: list[float]) -> float:
+    """The smallest rate on the curve that reaches psnr_target dB."""
+    return next(r for r, p in zip(rates, psnrs) if p >= psnr_target)
+
+
+for name in ("shapes", "photos"):
+    (r, p), _ = curves[name]
+    r25, r30, r40 = (rate_for(t, r, p) for t in (25, 30, 40))
+    print(f"{name:<7} 25 dB at {r25:.3f} bits/dim, 30 dB at {r30:.3f}, 40 dB at {r40:.3f} ({r40 / r30:.1f}x the bits of 30 dB)")
+
+# %% [markdown]
+# Read the curve from the left. A tenth of a bit per dimension already buys the coarse layout
+# and the colours (about 20 dB). From there each doubling of the rate buys only a few dB, and
+# the printout shows that going from 30 dB to 40 dB costs more than twice the bits of reaching
+# 30 dB at all. Those late bits encode detail that a viewer barely notices. That is the paper's
+# Figure 2 in miniature: a model that must reproduce every bit (a likelihood model in pixel
+# space) spends most of its effort on that tail.
+
+# %% [markdown]
+# ## 3. Perceptual vs semantic compression
+#
+# The paper names the two regimes:
+#
+# - **perceptual compression**: removing high-frequency detail that the eye hardly sees. The
+#   image still *means* the same thing. Cheap to learn, and learned once: an autoencoder E, D.
+# - **semantic compression**: what is *in* the image: a red circle above a green triangle.
+#   This is what a generative model must actually learn; it is where its capacity should go.
+#
+# We can make the distinction measurable on our shapes. Downsample them by f and ask a
+# classifier that was trained only on clean images (the attribute classifier of
+# `ldm_mini.metrics`, shipped with the course) whether it still reads shape, colour, size and
+# position. Perceptual detail goes fast; the semantics survive much longer.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import ldm_mini
+from ldm_mini.data import attribute_labels
+from ldm_mini.metrics import classifier_accuracy
+
+classifier = ldm_mini.load_pretrained("attribute-classifier")
+val = load_shapes(profile.n_eval, "val", seed=SEED)
+x_val, labels = images_uint8(val), attribute_labels(val)
+rows = []
+for f in (1, 2, 4, 8, 16):
+    x = x_val.float() / 255
+    rec = x if f == 1 else downsample_upsample(x, f).clamp(0, 1)
+    rec_uint8 = (rec * 255).round().to(torch.uint8)
+    acc = classifier_accuracy(classifier, rec_uint8, labels)
+    rows.append((f, bits_per_dim_downsample(f), psnr(x, rec), float(np.mean(list(acc.values())))))
+    print(f"f={f:>2}: {rows[-1][1]:6.3f} bits/dim, PSNR {rows[-1][2]:5.1f} dB, attributes read correctly: {rows[-1][3]:6.1%}")
+
+# %%
+fig, ax1 = plt.subplots(figsize=(6.5, 3.8))
+fs = [r[0] for r in rows[1:]]  # f = 1 is the original itself: infinite PSNR, nothing to plot
+ax1.plot(fs, [r[2] for r in rows[1:]], "o-", color="tab:red", label="PSNR (perceptual fidelity)")
+ax1.set_xscale("log", base=2)
+ax1.set_xlabel("downsampling factor f")
+ax1.set_ylabel("PSNR [dB]", color="tab:red")
+ax2 = ax1.twinx()
+ax2.plot(fs, [100 * r[3] for r in rows[1:]], "s-", color="tab:green", label="attributes read (semantics)")
+ax2.set_ylabel("attributes read correctly [%]", color="tab:green")
+ax2.set_ylim(0, 101)
+ax1.set_title("Detail goes first; meaning survives longer")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Plain downsampling is a crude compressor: it blurs. Its PSNR collapses with f, and past
+# f = 4 it starts to destroy meaning too (small objects merge with the background). Lesson 02
+# *learns* the compressor instead: an autoencoder trained with perceptual and adversarial losses
+# keeps edges sharp at the same f, so it stays on the perceptual side of the line and leaves
+# all of the semantics for the diffusion model.
+
+# %% [markdown]
+# ## 4. Try it: the rate slider
+#
+# Move the slider to keep more or fewer DCT frequencies. The right panel shows what was thrown
+# away. Watch how early the shapes become recognisable, and how long the photo's texture takes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from ldm_mini.widgets import rate_panel
+
+panel = rate_panel({"astronaut (photo)": big, "shapes": shapes[0], "photo crop": photos[3]}, keep=16)
+
+# %% [markdown]
+# ## Summary
+# - Rate = bits / (3 H W). Raw 8-bit images cost 8 bits/dim; lossless coding gets shapes far
+#   below that, photos much less so.
+# - Rate and distortion trade off along a curve whose first bits buy most of the quality; the
+#   tail pays many bits for imperceptible detail (the paper's Fig. 2).
+# - **Perceptual** compression removes that detail; **semantic** compression is the content.
+#   The LDM gives the first to an autoencoder, trained once, and the second to the diffusion model.
+#
+# ## Exercises
+# 1. The DCT curve assumes 8 bits per kept coefficient. Quantise the coefficients to 4 bits
+#    (round `dct2(x)` to a coarser grid): how does the curve move?
+# 2. Find the k at which the astronaut reaches 30 dB. What fraction of the raw bits is that?
+# 3. Which attribute does the classifier lose first when f grows: shape, colour, size or position?
+#    (Print `classifier_accuracy` per attribute.) Why that one?
