@@ -80,8 +80,11 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 def _norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups (32 in the reference; fewer when the width is small)."""
-    return nn.GroupNorm(math.gcd(32, channels), channels)
+    """GroupNorm with up to 32 groups (32 in the reference; fewer when the width is small).
+
+    Each group keeps at least 2 channels, so a 1x1 middle (f = 16 latents of 2x2) still has
+    more than one value per group to normalise."""
+    return nn.GroupNorm(math.gcd(32, max(1, channels // 2)), channels)
 
 
 def _zero(module: nn.Module) -> nn.Module:

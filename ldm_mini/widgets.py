@@ -130,7 +130,7 @@ def autoencoder_view(ae, images: torch.Tensor) -> dict:
     }
 
 
-def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.5):
+def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
     """A grid, one column per image: original, reconstruction, |error|, then the c latent channels."""
     b = view["originals"].shape[0]
     c, h, w = view["latent_shape"]
@@ -145,7 +145,7 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.5):
         lim = max(z.abs().max().item(), 1e-6)  # one symmetric colour scale per image, over its c channels
         for k in range(c):
             axes[3 + k, j].imshow(z[k].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    labels = ["original x", "x~ = D(E(x))", "|x - x~|"] + [f"z channel {k}\n({h}x{w})" for k in range(c)]
+    labels = ["original x", "x~ = D(E(x))", f"|x - x~|\n(0 to {error_max})"] + [f"z channel {k}\n({h}x{w})" for k in range(c)]
     for ax, label in zip(axes[:, 0], labels):
         ax.set_ylabel(label, fontsize=7)
     for ax in axes.flat:
