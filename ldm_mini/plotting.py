@@ -29,14 +29,15 @@ def show_grid(images, titles=None, ncols: int = 8, scale: float = 1.4, fontsize:
         if i < len(x):
             ax.imshow(x[i], interpolation="nearest")
             if titles is not None:
-                ax.set_title(_wrap(titles[i], 18), fontsize=fontsize)
+                ax.set_title(wrap(titles[i], 18), fontsize=fontsize)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
 
 
-def _wrap(text: str, width: int) -> str:
+def wrap(text: str, width: int) -> str:
+    """Break ``text`` into lines of at most ``width`` characters, at spaces."""
     lines, line = [], ""
     for word in str(text).split():
         if line and len(line) + 1 + len(word) > width:

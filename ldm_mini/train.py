@@ -193,7 +193,7 @@ def train_autoencoder(
 
 
 @torch.no_grad()
-def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 256, scaled: bool = True) -> torch.Tensor:
+def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 64, scaled: bool = True) -> torch.Tensor:
     """The latent cache: E(x) for every image, once (b c h w), times the latent scale.
 
     Encoding once and training the diffusion model on the cached latents is what makes
