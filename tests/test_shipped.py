@@ -1,0 +1,41 @@
+"""The shipped checkpoints tell the paper's story: rate falls and distortion grows with f."""
+
+import pytest
+import torch
+
+import ldm_mini
+from ldm_mini.data import images_uint8, load_shapes
+from ldm_mini.pretrained import AE_FACTORS, evaluate_autoencoder
+
+
+@pytest.fixture(scope="module")
+def val_images():
+    return images_uint8(load_shapes(1000, "val", seed=0))[:200]
+
+
+@pytest.mark.parametrize("reg", ["kl", "vq"])
+def test_rate_falls_and_distortion_grows_with_f(reg, val_images):
+    rows = [evaluate_autoencoder(ldm_mini.load_pretrained(f"ae-{reg}-f{f}"), val_images) for f in AE_FACTORS]
+    rates = [r["bits_per_dim"] for r in rows]
+    psnrs = [r["psnr"] for r in rows]
+    assert all(a > b for a, b in zip(rates, rates[1:])), rates
+    assert all(a > b for a, b in zip(psnrs, psnrs[1:])), psnrs
+
+
+def test_quick_profile_targets_of_the_f4_autoencoders(val_images):
+    assert evaluate_autoencoder(ldm_mini.load_pretrained("ae-kl-f4"), val_images)["psnr"] >= 30.0
+    assert evaluate_autoencoder(ldm_mini.load_pretrained("ae-vq-f4"), val_images)["psnr"] >= 27.0
+
+
+def test_shipped_files_stay_small():
+    from ldm_mini.checkpoints import CHECKPOINT_DIR
+
+    total = sum(p.stat().st_size for p in CHECKPOINT_DIR.iterdir())
+    assert total < 40 * 2**20
+
+
+def test_shipped_ldm_samples_the_same_images_every_time():
+    ldm = ldm_mini.load_pretrained("shapes-kl-f4")
+    a = ldm.generate(["a red circle", "a blue square above a green triangle"], steps=10, seed=0)
+    b = ldm.generate(["a red circle", "a blue square above a green triangle"], steps=10, seed=0)
+    assert torch.equal(a, b)
