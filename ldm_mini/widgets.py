@@ -58,20 +58,31 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     size = images[names[0]].shape[-1]
     slider = w.IntSlider(value=keep, min=1, max=size, description="keep k x k", continuous_update=False)
     picker = w.Dropdown(options=names, value=names[0], description="image")
+    def draw():
+        image = images[picker.value]
+        draw_rate_view(image, rate_view(image, slider.value))
+
+    return live_panel([picker, slider], draw)
+
+
+def live_panel(controls: list, draw) -> "ipywidgets.VBox":
+    """Show ``controls`` above an output area that ``draw()`` fills with a figure, and redraw
+    it (replacing, not stacking, the figure) whenever any control's value changes."""
+    import ipywidgets as w
+    from IPython.display import display
+
     out = w.Output()
 
     def redraw(*_):
-        image = images[picker.value]
-        view = rate_view(image, slider.value)
         with out:
             out.clear_output(wait=True)
-            draw_rate_view(image, view)
+            draw()
             plt.show()
 
-    slider.observe(redraw, names="value")
-    picker.observe(redraw, names="value")
+    for control in controls:
+        control.observe(redraw, names="value")
     redraw()
-    panel = w.VBox([w.HBox([picker, slider]), out])
+    panel = w.VBox([w.HBox(controls), out])
     display(panel)
     return panel
 
@@ -310,22 +321,11 @@ def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int 
     T = schedules[names[0]].T
     slider = w.IntSlider(value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px"))
     picker = w.Dropdown(options=names, value=names[0], description="schedule")
-    out = w.Output()
-
-    def redraw(*_):
+    def draw():
         schedule = schedules[picker.value]
-        view = noising_view(x0, z0, slider.value, schedule, decode, seed)
-        with out:
-            out.clear_output(wait=True)
-            draw_noising_view(x0, view, schedule)
-            plt.show()
+        draw_noising_view(x0, noising_view(x0, z0, slider.value, schedule, decode, seed), schedule)
 
-    slider.observe(redraw, names="value")
-    picker.observe(redraw, names="value")
-    redraw()
-    panel = w.VBox([w.HBox([picker, slider]), out])
-    display(panel)
-    return panel
+    return live_panel([picker, slider], draw)
 
 
 # ---------------------------------------------------------------- lesson 06: the sampling sliders
