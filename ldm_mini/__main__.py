@@ -100,6 +100,21 @@ def cmd_pretrained(args) -> None:
     build_all(args.profile, args.only)
 
 
+EXPERIMENTS = ("f_sweep", "bits", "superres", "binding")  # modules of ldm_mini/experiments/ (lessons 07-10)
+
+
+def cmd_experiment(args) -> None:
+    import importlib
+
+    from .config import get_profile
+    from .experiments import RESULTS_DIR
+
+    module = importlib.import_module(f".experiments.{args.name}", __package__)
+    start = time.perf_counter()
+    module.run(get_profile(args.profile), out_dir=Path(args.out) if args.out else RESULTS_DIR)
+    print(f"experiment {args.name} done in {time.perf_counter() - start:.0f} s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ldm-mini", description="Latent diffusion, small: data, training, sampling and evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("quick", "full"), default="quick")
     p.add_argument("--only", nargs="*", default=None, help="names, e.g. attribute-classifier ae-kl-f4")
     p.set_defaults(func=cmd_pretrained)
+
+    p = sub.add_parser("experiment", help="run one of the paper's experiments (lessons 07-10); writes data/experiments/NAME.json")
+    p.add_argument("name", choices=EXPERIMENTS)
+    p.add_argument("--profile", choices=("quick", "full"), default=None)
+    p.add_argument("--out", default=None, help="results folder (default data/experiments/)")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 
