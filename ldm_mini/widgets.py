@@ -382,3 +382,17 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
     panel = w.VBox([w.HBox([steps_w, eta_w]), w.HBox([guidance_w, seed_w]), out])
     display(panel)
     return panel
+
+
+# ---------------------------------------------------------------- lesson 07: pick a model, see its figure
+
+
+def choice_panel(options: dict, description: str = "show"):
+    """Buttons, one per key of ``options`` (name -> a function that draws a figure); the
+    figure of the chosen one is drawn below and replaced when another is chosen."""
+    import ipywidgets as w
+
+    if not options:
+        raise ValueError("choice_panel needs at least one option")
+    picker = w.ToggleButtons(options=list(options), value=next(iter(options)), description=description)
+    return live_panel([picker], lambda: options[picker.value]())
