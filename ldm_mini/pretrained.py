@@ -80,14 +80,15 @@ def evaluate_autoencoder(ae: Autoencoder, images: torch.Tensor, classifier: Attr
     ae.eval()
     H, W = images.shape[-2:]
     recs, kls, indices = [], [], []
+    device = next(ae.parameters()).device
     for i in range(0, len(images), batch_size):
-        x = to_model_range(images[i : i + batch_size])
+        x = to_model_range(images[i : i + batch_size]).to(device)
         x_rec, aux = ae(x, sample_posterior=False)
-        recs.append(to_image_range(x_rec))
+        recs.append(to_image_range(x_rec).cpu())
         if ae.config.reg == "kl":
-            kls.append(aux["kl"])
+            kls.append(aux["kl"].cpu())
         else:
-            indices.append(aux["indices"])  # b h w
+            indices.append(aux["indices"].cpu())  # b h w
     rec, original = torch.cat(recs), images.float() / 255
     result = {"psnr": psnr(original, rec), "ssim": ssim(original, rec), "params": sum(p.numel() for p in ae.parameters())}
     if classifier is not None:
@@ -152,15 +153,16 @@ def build_classifier(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed
     return model
 
 
-def build_autoencoder(reg: str, f: int, profile: Profile, classifier: AttributeClassifier, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> Autoencoder:
+def build_autoencoder(reg: str, f: int, profile: Profile, classifier: AttributeClassifier, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None, device: torch.device | str = "cpu") -> Autoencoder:
     name = ae_name(reg, f)
     config, loss_config, cfg = ae_recipe(reg, f, profile, seed)
     train = images_uint8(load_shapes(profile.n_train, "train", seed=seed))
     val = images_uint8(load_shapes(profile.n_eval, "val", seed=seed))
     start = time.perf_counter()
-    ae, history = train_autoencoder(config, train, cfg, loss_config, feature_net=classifier, out_dir=work_dir / name if work_dir else None, resume=work_dir is not None)
+    classifier = classifier.to(device)  # the perceptual loss runs it on every batch
+    ae, history = train_autoencoder(config, train, cfg, loss_config, feature_net=classifier, out_dir=work_dir / name if work_dir else None, resume=work_dir is not None, device=device)
     seconds = history[-1]["seconds"] if history else time.perf_counter() - start
-    ae.measure_scale_factor(to_model_range(train[:1000]))
+    ae.measure_scale_factor(to_model_range(train[:1000]).to(device))
     metrics = evaluate_autoencoder(ae, val, classifier)
     metrics["scale_factor"] = ae.scale_factor.item()
     path = ck.save_model(ae, directory / f"{name}.safetensors", half=True)

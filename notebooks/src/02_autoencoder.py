@@ -333,7 +333,7 @@ if TRAIN_FROM_SCRATCH:
     ae_dir = Path("../runs/lesson02/checkpoints")  # this folder, not the shipped one
     for f in AE_FACTORS:
         for reg in AE_REGS:
-            build_autoencoder(reg, f, profile, classifier, directory=ae_dir, seed=SEED, work_dir=Path("../runs/lesson02/work"))
+            build_autoencoder(reg, f, profile, classifier, directory=ae_dir, seed=SEED, work_dir=Path("../runs/lesson02/work"), device=device)
 else:
     ae_dir = ck.CHECKPOINT_DIR
 manifest = ck.read_manifest(ae_dir)
