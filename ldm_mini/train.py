@@ -149,6 +149,7 @@ def train_autoencoder(
     resume: bool = False,
     device: torch.device | str = "cpu",
     stop_after: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ):
     """Train an ``Autoencoder(ae_config)`` on uint8 images (b 3 H W). Returns (model, history).
 
@@ -186,7 +187,7 @@ def train_autoencoder(
     history = run_training(
         step_fn, cfg, modules={"model": model, "discriminator": criterion.discriminator},
         optimizers={"ae": opt_ae, "disc": opt_d}, out_dir=out_dir, resume=resume,
-        description=f"{ae_config.reg.upper()}-f{ae_config.f}", stop_after=stop_after,
+        description=f"{ae_config.reg.upper()}-f{ae_config.f}", stop_after=stop_after, on_step=on_step,
     )
     model.eval()
     return model, history
