@@ -243,5 +243,5 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
         claim(final[big]["fd"] > final[best_mid]["fd"], f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs {final[best_mid]['fd']:.1f}")
     best_fd = min(models, key=lambda f: final[f]["fd"])
     best_acc = max(models, key=lambda f: final[f]["accuracy"])
-    claim(best_fd in sweet_spot and best_acc in sweet_spot, f"the sweet spot is f in {set(sweet_spot)}: lowest FD at f = {best_fd}, highest prompt accuracy at f = {best_acc}")
+    claim(best_fd in sweet_spot and best_acc in sweet_spot, f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest prompt accuracy at f = {best_acc}")
     return lines
