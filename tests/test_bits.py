@@ -193,3 +193,28 @@ def test_bits_view_snaps_to_evaluated_steps(ho):
         bits_view(r, 1000)
     with pytest.raises(ValueError, match="only 2 images"):
         bits_view(r, 10, image=2)
+
+
+# ---------------------------------------------------------------- the shipped pixel model
+
+
+def test_shipped_pixel_model_is_a_sensible_likelihood_model():
+    """shapes-pixel loads, is small, and its bound on a few test images lies between the decoder's
+    floor and raw 8 bits/dim, far below what an untrained model pays."""
+    from ldm_mini import load_pretrained
+    from ldm_mini.checkpoints import CHECKPOINT_DIR, read_manifest
+    from ldm_mini.data import images_uint8, load_shapes, to_model_range
+    from ldm_mini.experiments.bits import unconditional_eps
+
+    if "shapes-pixel" not in read_manifest():
+        pytest.skip("shapes-pixel not built: python -m ldm_mini pretrained --only shapes-pixel")
+    model = load_pretrained("shapes-pixel")
+    assert model.autoencoder is None and model.config.f == 1
+    assert (CHECKPOINT_DIR / "shapes-pixel.safetensors").stat().st_size < 3.5e6
+    x0 = to_model_range(images_uint8(load_shapes(8, "test", seed=0)))
+    r = evaluate_bound(unconditional_eps(model), x0, model.schedule, steps=20, seed=0)
+    floor = -math.log2(math.erf(1 / 255 / math.sqrt(model.schedule.betas[0].item()) / math.sqrt(2)))
+    assert 0.5 * floor < r["total_bits"] < 8
+    untrained = evaluate_bound(lambda x, t: torch.zeros_like(x), x0, model.schedule, steps=20, seed=0)
+    assert r["total_bits"] < untrained["total_bits"] / 5
+    assert r["distortion"][-1] > 5 * r["distortion"][0]  # the guess improves from t = T to t = 0
