@@ -7,6 +7,7 @@
    perceptual-loss network of the autoencoders and the judge of every generated image.
 2. ``ae-{kl,vq}-f{1,2,4,8,16}``: the first-stage autoencoders (lesson 02's table).
 3. ``shapes-kl-f4``: the text-to-image latent diffusion model (lessons 04-06).
+4. ``shapes-pixel``: an unconditional pixel-space diffusion model (lesson 08, where the bits go).
 
 Each file is fp16 safetensors; ``manifest.json`` records config, seed, steps, training time,
 torch version, measured metrics and the sha256 that ``load_pretrained`` checks.
@@ -37,6 +38,8 @@ AE_FACTORS = (1, 2, 4, 8, 16)
 AE_REGS = ("kl", "vq")
 CLASSIFIER = "attribute-classifier"
 LDM_MAIN = "shapes-kl-f4"
+PIXEL = "shapes-pixel"
+PIXEL_STEPS = {"quick": 1_500, "full": 50_000}  # optimiser steps of the pixel model per profile
 
 
 def ae_name(reg: str, f: int) -> str:
@@ -63,6 +66,23 @@ def ldm_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int 
     unet = UNetConfig(in_channels=c, out_channels=c, model_channels=model_channels, channel_mult=(1, 2, 2), attention_levels=(1, 2), num_heads=4, context_dim=64)
     config = LDMConfig(autoencoder=ae_config, unet=unet, text=TextEncoderConfig(dim=64, n_layers=2), image_size=profile.image_size)
     cfg = TrainConfig(steps=profile.ldm_steps, batch_size=profile.batch_size, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    return config, cfg
+
+
+def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfig]:
+    """The unconditional pixel-space model of lesson 08: no autoencoder (f = 1), a 32-channel
+    UNet with attention only at 8 x 8 and in the middle, trained on the empty caption alone.
+
+    Its schedule is Ho et al.'s beta range 1e-4 .. 0.02 (in the project's sqrt-linear form), not
+    Stable Diffusion's 0.00085 .. 0.012: the last reverse step's noise sqrt(beta_1) sets how finely
+    the discretised decoder can place a pixel, and 1e-4 gives ~1.3 grey levels instead of ~3.7,
+    so the bound measures the model rather than the schedule's coarse first step.
+    """
+    unet = UNetConfig(in_channels=3, out_channels=3, model_channels=32, channel_mult=(1, 2, 2), attention_levels=(2,), num_heads=4, context_dim=32)
+    config = LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=32, n_layers=1), image_size=profile.image_size, beta_start=1e-4, beta_end=0.02, cond_drop=0.0)
+    # Half the profile's batch: at 32 x 32 pixels a step costs 4x one on 8 x 8 latents, and more,
+    # smaller steps learned faster than fewer, larger ones in a budget of minutes.
+    cfg = TrainConfig(steps=PIXEL_STEPS[profile.name], batch_size=profile.batch_size // 2, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
     return config, cfg
 
 
@@ -199,6 +219,28 @@ def build_ldm(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int =
     return ldm
 
 
+def build_pixel(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> LatentDiffusion:
+    """Train ``shapes-pixel`` on the images alone (every caption empty: an unconditional model,
+    as in the paper's Fig. 2) and record its bound in bits/dim on 64 validation images."""
+    from .experiments.bits import evaluate_bound, unconditional_eps
+
+    config, cfg = pixel_recipe(profile, seed)
+    seed_everything(seed)
+    ldm = LatentDiffusion(config)
+    train = load_shapes(profile.n_train, "train", seed=seed)
+    x0 = to_model_range(images_uint8(train))  # pixel space: z_0 is the image itself, n 3 H W in [-1, 1]
+    tokens = ldm.tokenizer([""]).expand(len(x0), -1).contiguous()
+    start = time.perf_counter()
+    ldm, history = train_ldm(ldm, x0, tokens, cfg, out_dir=work_dir / PIXEL if work_dir else None, resume=work_dir is not None)
+    seconds = history[-1]["seconds"] if history else time.perf_counter() - start
+    val = to_model_range(images_uint8(load_shapes(64, "val", seed=seed)))
+    bound = evaluate_bound(unconditional_eps(ldm), val, ldm.schedule, steps=100, seed=seed)
+    metrics = {"final_loss": history[-1]["loss"], "bits_per_dim_bound_val64_S100": bound["total_bits"], "params": sum(p.numel() for p in ldm.parameters())}
+    path = save_ldm(ldm, directory / f"{PIXEL}.safetensors")
+    ck.write_manifest_entry(PIXEL, _manifest_entry(path, "ldm", config, cfg, seconds, metrics, seed=seed, autoencoder=None, captions="all empty (unconditional)", history=history[:: max(1, len(history) // 40)]), directory)
+    return ldm
+
+
 PROGRESS_CAPTIONS = [
     "a red circle", "a blue square", "a green triangle", "a small yellow circle on the left",
     "a large purple square at the top", "an orange triangle in the middle",
@@ -242,6 +284,8 @@ def build_all(profile: Profile | str = "quick", only: list[str] | None = None, d
                 build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir)
     if wanted(LDM_MAIN):
         build_ldm(profile, directory, work_dir=work_dir)
+    if wanted(PIXEL):
+        build_pixel(profile, directory, work_dir=work_dir)
 
 
 # ---------------------------------------------------------------- loading

@@ -396,3 +396,79 @@ def choice_panel(options: dict, description: str = "show"):
         raise ValueError("choice_panel needs at least one option")
     picker = w.ToggleButtons(options=list(options), value=next(iter(options)), description=description)
     return live_panel([picker], lambda: options[picker.value]())
+
+# ---------------------------------------------------------------- lesson 08: where the bits go
+
+
+def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> dict:
+    """The reverse process of ``experiments.bits.evaluate_bound``'s ``result`` at timestep t.
+
+    t is snapped to the nearest evaluated (respaced) step. Returns x_t and x0_hat of the kept
+    image ``image`` (3 H W, in [0, 1]), the bits/dim spent on arriving at x_t (L_T plus every
+    step above t), that as a share of the whole bound, the distortion there (RMSE, 0..255), and
+    the region, "semantic" above the split of ``split_point`` and "perceptual" from it down.
+    """
+    from .experiments.bits import split_point
+
+    ts = torch.as_tensor(result["t"])
+    T_max = int(ts.max())
+    if not 0 <= int(t) <= T_max:
+        raise ValueError(f"t={t} is outside the evaluated process: pick t in [0, {T_max}]")
+    kept = result["x_t"].shape[1]
+    if not 0 <= image < kept:
+        raise ValueError(f"image={image}: only {kept} images were kept, pick 0..{kept - 1}")
+    k = int((ts - int(t)).abs().argmin())
+    total = float(result["total_bits"])
+    spent = float(torch.as_tensor(result["rate"])[k])
+    split = split_point(result["t"], result["rate"], result["distortion"], total, fraction)
+    return {
+        "t": int(ts[k]),
+        "index": k,
+        "x_t_image": ((result["x_t"][k, image] + 1) / 2).clamp(0, 1),
+        "x0_hat_image": ((result["x0_hat"][k, image] + 1) / 2).clamp(0, 1),
+        "bits_spent": spent,
+        "share": spent / total,
+        "total_bits": total,
+        "distortion": float(torch.as_tensor(result["distortion"])[k]),
+        "region": "perceptual" if k <= split["index"] else "semantic",
+        "split": split,
+    }
+
+
+def draw_bits_view(result: dict, view: dict, image: int = 0):
+    """x_0, x_t, x0_hat, and the rate-distortion curve with the current step marked."""
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), gridspec_kw={"width_ratios": [1, 1, 1, 2.2]})
+    pictures = [((result["x0"][image] + 1) / 2).clamp(0, 1), view["x_t_image"], view["x0_hat_image"]]
+    titles = ["x_0 (to be sent)", f"x_t, t = {view['t']}\n(what the receiver holds)", f"x0_hat(x_t)\nRMSE {view['distortion']:.1f} / 255 (all images)"]
+    for ax, picture, title in zip(axes, pictures, titles):
+        ax.imshow(picture.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    ax = axes[3]
+    split = view["split"]
+    ax.axvspan(0, split["rate"], color="tab:orange", alpha=0.15, label="semantic")
+    ax.axvspan(split["rate"], view["total_bits"], color="tab:blue", alpha=0.12, label="perceptual")
+    ax.plot(torch.as_tensor(result["rate"]).numpy(), torch.as_tensor(result["distortion"]).numpy(), color="black", lw=1.2)
+    ax.plot([view["bits_spent"]], [view["distortion"]], "o", color="tab:red")
+    ax.set_xlabel("bits/dim spent so far", fontsize=8)
+    ax.set_ylabel("RMSE (0..255)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(f"spent {view['bits_spent']:.3f} of {view['total_bits']:.3f} bits/dim ({100 * view['share']:.0f}%): {view['region']}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bits_panel(result: dict, t: int | None = None, image: int = 0):
+    """A t slider over the evaluated steps (and an image picker) over ``bits_view``."""
+    import ipywidgets as w
+
+    steps = [int(v) for v in torch.as_tensor(result["t"]).flip(0)]  # T - 1 first: the order the reverse process runs
+    t = steps[len(steps) // 2] if t is None else min(steps, key=lambda s: abs(s - t))
+    slider = w.SelectionSlider(options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px"))
+    picker = w.IntSlider(value=image, min=0, max=result["x_t"].shape[1] - 1, description="image", continuous_update=False)
+
+    def draw():
+        draw_bits_view(result, bits_view(result, slider.value, picker.value), picker.value)
+
+    return live_panel([slider, picker], draw)
