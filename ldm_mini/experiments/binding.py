@@ -419,6 +419,7 @@ def measure(ldm: LatentDiffusion, captions: list[str], classifier, config: Atten
     table = binding_table(captions, seen)
     table["seconds_per_image"] = seconds / len(captions)
     table["seen"] = [describe(s) for s in seen[:GRID_CAPTIONS]]
+    table["binding_flags"] = [int(score_binding(c, s)["binding"]) for c, s in zip(captions, seen)]  # paired comparisons
     return table, images
 
 
