@@ -1,4 +1,4 @@
-"""Lesson 10: attribute binding, the limitation the paper's seed ends on.
+"""Lesson 10: attribute binding, the limitation this series was seeded with.
 
 "a red car and a white sheep" comes out with a red sheep: a text-to-image model can draw every
 thing a caption names and still put the attributes on the wrong objects. On our shapes the

@@ -35,13 +35,10 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 import ldm_mini
 from ldm_mini.config import get_profile, pick_device, seed_everything
-from ldm_mini.experiments import load_results
-from ldm_mini.experiments import binding
+from ldm_mini.experiments import binding, load_results
 from ldm_mini.metrics import classify_images, describe
 from ldm_mini.plotting import show_grid
 
@@ -251,13 +248,14 @@ for name in ("token", "pooled"):
 from PIL import Image
 
 from ldm_mini.experiments import RESULTS_DIR
+from ldm_mini.plotting import wrap
 
 grid = Image.open(RESULTS_DIR / res["grid"]["file"])
 fig, ax = plt.subplots(figsize=(10, 1.45 * len(res["grid"]["rows"])))
 ax.imshow(grid)
 ax.set_yticks([(k + 0.5) * grid.height / len(res["grid"]["rows"]) for k in range(len(res["grid"]["rows"]))], res["grid"]["rows"])
 ax.set_xticks([(k + 0.5) * grid.width / len(res["captions"]["grid"]) for k in range(len(res["captions"]["grid"]))],
-              [c.replace(" and ", "\nand ").replace(" to the", "\nto the").replace(" above", "\nabove").replace(" below", "\nbelow") for c in res["captions"]["grid"]], fontsize=6)
+              [wrap(c, 16) for c in res["captions"]["grid"]], fontsize=6)
 ax.set_title("the shipped results: the first 8 test captions, same noise z_T in every row")
 plt.show()
 
