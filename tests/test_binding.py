@@ -1,0 +1,182 @@
+"""Lesson 10's helpers: binding vs presence scores, attention maps with gradients, the binding and
+Attend-and-Excite losses, and the attention-guided sampler on a tiny model."""
+
+import pytest
+import torch
+
+from ldm_mini.autoencoder import AutoencoderConfig
+from ldm_mini.data import COLOURS
+from ldm_mini.experiments import binding as b
+from ldm_mini.ldm import LatentDiffusion, LDMConfig
+from ldm_mini.text import TextEncoderConfig, Tokenizer
+from ldm_mini.unet import UNetConfig
+
+AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
+UNET = UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8)
+
+
+def _ldm(pooled=False):
+    torch.manual_seed(0)
+    text = TextEncoderConfig(dim=8, n_layers=1, n_heads=2, pooled=pooled)
+    ldm = LatentDiffusion(LDMConfig(autoencoder=AE, unet=UNET, text=text, image_size=16)).eval()
+    with torch.no_grad():  # a fresh UNet outputs exactly 0 (zero-initialised convs): wake it up
+        for p in ldm.unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return ldm
+
+
+def seen(c1, s1, c2="none", s2="none", pos1="left", pos2="right"):
+    """What the classifier reports for an image (object 1 = left / top)."""
+    return {"colour1": c1, "shape1": s1, "size1": "small", "pos1": pos1, "colour2": c2, "shape2": s2, "size2": "small" if s2 != "none" else "none", "pos2": pos2 if s2 != "none" else "none"}
+
+
+AND = "a red circle and a blue square"
+
+
+def test_score_binding_right_swapped_and_missing():
+    right = b.score_binding(AND, seen("blue", "square", "red", "circle"))  # either order is fine for "and"
+    assert right == {"presence": True, "binding": True, "swapped": False, "binding_layout": True}
+    swapped = b.score_binding(AND, seen("blue", "circle", "red", "square"))
+    assert swapped == {"presence": True, "binding": False, "swapped": True, "binding_layout": False}
+    one = b.score_binding(AND, seen("red", "circle"))  # blue square missing
+    assert not one["presence"] and not one["binding"] and not one["swapped"]
+    leak = b.score_binding(AND, seen("red", "circle", "red", "square"))  # red leaked onto the square
+    assert not leak["presence"] and not leak["binding"]
+
+
+def test_binding_ignores_layout_but_binding_layout_does_not():
+    caption = "a red circle to the left of a blue square"
+    flipped = seen("blue", "square", "red", "circle")  # right pairs, wrong sides
+    assert b.score_binding(caption, flipped)["binding"]
+    assert not b.score_binding(caption, flipped)["binding_layout"]
+    assert b.score_binding(caption, seen("red", "circle", "blue", "square"))["binding_layout"]
+
+
+def test_binding_table_fractions():
+    captions = [AND] * 4
+    preds = [seen("red", "circle", "blue", "square"), seen("blue", "circle", "red", "square"),
+             seen("blue", "circle", "red", "square"), seen("red", "circle")]
+    table = b.binding_table(captions, preds)
+    assert table["n"] == 4
+    assert table["presence"] == 0.75 and table["binding"] == 0.25 and table["swapped"] == 0.5
+    assert table["binding_given_presence"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="one per image"):
+        b.binding_table(captions, preds[:3])
+
+
+def test_caption_objects_and_token_positions():
+    assert b.caption_objects(AND) == [("red", "circle"), ("blue", "square")]
+    with pytest.raises(ValueError, match="two objects"):
+        b.caption_objects("a red circle")
+    tok = Tokenizer()
+    assert b.object_token_indices(tok, AND) == [(2, 3), (6, 7)]
+    # canonical order: the circle is object 1 (left), though it is named second
+    ids = b.object_token_indices(tok, "a blue square to the right of a red circle")
+    words = ["<start>"] + tok.words("a blue square to the right of a red circle")
+    assert [(words[c], words[s]) for c, s in ids] == [("red", "circle"), ("blue", "square")]
+
+
+def test_two_object_captions_are_two_object():
+    captions = b.two_object_captions(6, "test")
+    assert len(captions) == 6 and all(len(b.caption_objects(c)) == 2 for c in captions)
+
+
+def test_attention_probs_match_the_recorded_maps():
+    ldm = _ldm()
+    tokens = ldm.tokens([AND, "a green triangle above an orange circle"])
+    context, mask = ldm.context(tokens)
+    z, t = torch.randn(2, 2, 8, 8), torch.tensor([500, 900])
+    with torch.no_grad(), b.capture_attention(ldm.unet, resolution=4) as found, ldm.unet.record_attention():
+        ldm.unet(z, t, context, context_mask=mask)
+    recorded = [m.mean(1) for m in ldm.unet.attention_maps().values()]  # b h w L, mean over heads
+    assert len(found) == len(recorded) >= 1
+    for ours, theirs in zip(found, recorded):
+        assert torch.allclose(ours, theirs.flatten(1, 2), atol=1e-6)
+        assert torch.allclose(ours.sum(-1), torch.ones(2, 16), atol=1e-5)  # weights over tokens
+        assert ours[~mask[:, None, :].expand_as(ours)].abs().max() == 0  # padding gets nothing
+
+
+def _maps(where: dict[int, int], L=10, p=16):
+    """(1, p, L) maps: token -> the one pixel it is read at; elsewhere <start> takes the weight."""
+    m = torch.full((1, p, L), 1e-4)
+    m[0, :, 0] = 1.0
+    for token, pixel in where.items():
+        m[0, pixel, token] = 1.0
+    return m / m.sum(-1, keepdim=True)
+
+
+def test_bind_loss_prefers_colours_on_their_own_shapes():
+    pairs = [[(2, 3), (6, 7)]]
+    bound = _maps({2: 0, 3: 0, 6: 9, 7: 9})  # red and circle at pixel 0, blue and square at pixel 9
+    swapped = _maps({2: 9, 3: 0, 6: 0, 7: 9})  # each colour where the other object's shape is
+    assert b.bind_loss(bound, pairs).item() < b.bind_loss(swapped, pairs).item()
+    assert b.bind_loss(bound, pairs).item() == pytest.approx(-2, abs=0.1)
+
+
+def test_excite_loss_prefers_strong_peaks():
+    pairs = [[(2, 3), (6, 7)]]
+    peaked = _maps({2: 0, 3: 1, 6: 8, 7: 9})
+    flat = torch.full((1, 16, 10), 0.1)
+    assert b.excite_loss(peaked, pairs).item() < b.excite_loss(flat, pairs).item()
+    assert b.excite_loss(flat, pairs).item() == pytest.approx(1 - 1 / 9, abs=1e-5)
+
+
+def test_unguided_sampler_is_the_plain_sampler():
+    ldm = _ldm()
+    captions = [AND, "a green triangle above an orange circle"]
+    plain = ldm.sample_latents(captions, steps=5, guidance=3.0, seed=3)
+    ours = b.guided_sample_latents(ldm, captions, None, steps=5, guidance=3.0, seed=3)
+    off = b.guided_sample_latents(ldm, captions, b.AttentionGuidance(scale=0.0), steps=5, guidance=3.0, seed=3)
+    assert torch.equal(plain, ours) and torch.equal(plain, off)
+
+
+@pytest.mark.parametrize("loss", ["bind", "excite"])
+def test_guidance_step_lowers_its_loss_and_guided_sampling_differs(loss):
+    ldm = _ldm()
+    captions = [AND, "a green triangle above an orange circle"]
+    context, mask = ldm.context(ldm.tokens(captions))
+    pairs = [b.object_token_indices(ldm.tokenizer, c) for c in captions]
+    config = b.AttentionGuidance(loss=loss, scale=0.02)
+    z, t = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([900, 900])
+    z1, before = b.guidance_step(ldm.unet, z, t, context, mask, pairs, config)
+    _, after = b.guidance_step(ldm.unet, z1, t, context, mask, pairs, config)
+    assert not torch.equal(z, z1)
+    assert after.sum() < before.sum()
+    trace = []
+    guided = b.guided_sample_latents(ldm, captions, b.AttentionGuidance(loss=loss, scale=0.1, guided_steps=2), steps=4, seed=0, trace=trace)
+    assert len(trace) == 2 and not torch.equal(guided, ldm.sample_latents(captions, steps=4, seed=0))
+
+
+def test_guidance_refuses_pooled_text_and_bad_settings():
+    with pytest.raises(ValueError, match="pooled"):
+        b.guided_sample_latents(_ldm(pooled=True), [AND], b.AttentionGuidance(), steps=2)
+    with pytest.raises(ValueError, match="loss must be"):
+        b.AttentionGuidance(loss="magic")
+    with pytest.raises(ValueError, match="resolution"):
+        ldm = _ldm()
+        context, mask = ldm.context(ldm.tokens([AND]))
+        b.guidance_step(ldm.unet, torch.randn(1, 2, 8, 8), torch.tensor([10]), context, mask, [b.object_token_indices(ldm.tokenizer, AND)], b.AttentionGuidance(resolution=8))
+
+
+def test_attention_on_objects_reads_own_and_other():
+    image = torch.ones(3, 8, 8)  # white, a red patch on the left, a blue patch on the right
+    image[:, :, :4] = torch.tensor(COLOURS["red"])[:, None, None] / 255
+    image[:, :, 4:] = torch.tensor(COLOURS["blue"])[:, None, None] / 255
+    tok = Tokenizer()
+    maps = torch.zeros(16, 8, 8)
+    maps[2, :, :4] = 1.0  # "red" read on the red patch
+    maps[3, :, 4:] = 1.0  # "circle" read on the blue patch: the circle was drawn blue
+    swapped = seen("red", "square", "blue", "circle")
+    rows = {r["word"]: r for r in b.attention_on_objects(image, maps, AND, swapped, tok)}
+    assert rows["red"]["own"] == 1.0 and rows["red"]["other"] == 0.0
+    assert rows["circle"]["own"] == 1.0 and rows["circle"]["other"] == 0.0  # own = the blue (circle) patch
+    assert b.attention_on_objects(image, maps, AND, seen("red", "circle"), tok) is None
+
+
+def test_sample_with_attention_matches_generate():
+    ldm = _ldm()
+    captions = [AND, "a green triangle above an orange circle"]
+    images, maps = b.sample_with_attention(ldm, captions, steps=3, seed=1)
+    assert torch.allclose(images, ldm.generate(captions, steps=3, seed=1), atol=1e-6)
+    assert list(maps) == [4] and maps[4].shape == (2, 16, 16, 16)  # b L H W, 4x4 maps upsampled to 16x16
+    assert torch.allclose(maps[4].sum(1), torch.ones(2, 16, 16), atol=1e-4)  # weights over tokens sum to 1
