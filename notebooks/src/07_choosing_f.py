@@ -216,9 +216,10 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'f':>3} " + " ".join(f"{'S=' + str(S):>16}" for S in c["ddim_steps"]))
+print("images/s and prompt accuracy at each number of DDIM steps S")
+print(f"{'f':>3} " + " ".join(f"{'S=' + str(S):>17}" for S in c["ddim_steps"]))
 for f, m in sweep.items():
-    print(f"{f:>3} " + " ".join(f"{r['images_per_s']:6.1f}/s {r['accuracy']:4.2f}ok" for r in m["throughput"]))
+    print(f"{f:>3} " + " ".join(f"{r['images_per_s']:7.1f}/s acc {r['accuracy']:4.2f}" for r in m["throughput"]))
 
 # %% [markdown]
 # **What the shipped run shows.** Every curve is nearly vertical: on these simple images the
