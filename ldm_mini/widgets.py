@@ -60,7 +60,11 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     picker = w.Dropdown(options=names, value=names[0], description="image")
     def draw():
         image = images[picker.value]
-        draw_rate_view(image, rate_view(image, slider.value))
+        view = rate_view(image, slider.value)
+        draw_rate_view(image, view)
+        # The same numbers as text: easy to copy into a table, and what the browser test reads.
+        k = slider.value
+        print(f"{picker.value}: keep {k} x {k}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
 
     return live_panel([picker, slider], draw)
 
@@ -226,7 +230,10 @@ def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl")
                 return
             if key not in views:
                 views[key] = autoencoder_view(models[key], images)
-            draw_autoencoder_view(views[key], key)
+            view = views[key]
+            draw_autoencoder_view(view, key)
+            c, h, w_ = view["latent_shape"]
+            print(f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
             plt.show()
 
     f_picker.observe(redraw, names="value")
@@ -368,12 +375,13 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
     out = w.Output()
 
     def redraw(*_):
-        view = sampling_view(ldm, captions, steps_w.value, eta_w.value, guidance_w.value, seed_w.value)
-        with out:
+        with out:  # inside, so an exception shows in the panel instead of vanishing into the kernel log
+            view = sampling_view(ldm, captions, steps_w.value, eta_w.value, guidance_w.value, seed_w.value)
             out.clear_output(wait=True)
-            show_grid(view["images"], captions, ncols=ncols, scale=1.8, fontsize=8,
-                      suptitle=f"DDIM S={view['steps']}, eta={view['eta']:.1f}, s={view['guidance']:.1f}: "
-                               f"{view['unet_evals']:.0f} UNet calls per image, {view['seconds']:.1f} s")
+            head = (f"DDIM S = {view['steps']}, eta = {view['eta']:.1f}, guidance s = {view['guidance']:.1f}: "
+                    f"{view['unet_evals']:.0f} UNet calls per image")
+            show_grid(view["images"], captions, ncols=ncols, scale=1.8, fontsize=8, suptitle=f"{head}, {view['seconds']:.1f} s")
+            print(f"{head}, {view['seconds']:.2f} s")
             plt.show()
 
     for control in (steps_w, eta_w, guidance_w, seed_w):
