@@ -39,12 +39,13 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, lab):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page
     context.close()
+    lab.shutdown_kernels()
 
 
 @pytest.fixture

@@ -136,6 +136,16 @@ class LabServer:
         # A fresh workspace ("?reset"), so no earlier layout is restored.
         return f"{self.url}/lab/workspaces/test/tree/notebooks/{name}?reset&token={self.token}"
 
+    def shutdown_kernels(self):
+        """Stop every kernel (between lessons, so a finished lesson's models do not hold memory)."""
+        def call(method, path):
+            req = urllib.request.Request(f"{self.url}{path}?token={self.token}", method=method)
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.read()
+
+        for kernel in json.loads(call("GET", "/api/kernels")):
+            call("DELETE", f"/api/kernels/{kernel['id']}")
+
     def __exit__(self, *exc):
         if getattr(self, "process", None) and self.process.poll() is None:
             self.process.terminate()  # the server shuts its kernels down on SIGTERM
@@ -330,9 +340,12 @@ class LessonPage:
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}_page.png"))
         outputs = cell.locator(".jp-Cell-outputWrapper")
         outputs.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-        if docs is not None:
+        if docs is not None:  # the README's copy: an adaptive 128-colour palette keeps it small
+            from PIL import Image
+
             docs.mkdir(parents=True, exist_ok=True)
-            shutil.copy(SCREENSHOTS / f"{name}.png", docs / f"{name}.png")
+            with Image.open(SCREENSHOTS / f"{name}.png") as im:
+                im.convert("RGB").quantize(colors=128).save(docs / f"{name}.png", optimize=True)
 
 
 def number(text: str, key: str) -> float:
