@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?=
 export PROFILE
 
-.PHONY: lessons test lab notebooks pretrained clean
+.PHONY: lessons test test-browser lab notebooks pretrained clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ lessons: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+
+## Lessons 01, 02 and 06 in a real JupyterLab driven by headless Chromium: Run All, no errors, move
+## each panel's control, check the figure and numbers change; screenshots in build/screenshots/.
+## Installs the `browser` extra (playwright) and Debian's chromium (apt-get; needs root or sudo).
+test-browser: $(VENV)/.installed-browser
+	scripts/install_chromium.sh
+	$(PY) -m pytest -v -p no:cacheprovider tests_browser
+
+$(VENV)/.installed-browser: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,browser]"
+	touch $@
 
 ## JupyterLab on the notebooks.
 lab: $(VENV)/.installed

@@ -56,11 +56,17 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
 
     names = list(images)
     size = images[names[0]].shape[-1]
-    slider = w.IntSlider(value=keep, min=1, max=size, description="keep k x k", continuous_update=False)
+    # Wide: k runs over 1..size (128 for the photo), and the interesting part is the first few tens.
+    slider = w.IntSlider(value=keep, min=1, max=size, description="keep k x k", continuous_update=False,
+                         layout=w.Layout(width="480px"))
     picker = w.Dropdown(options=names, value=names[0], description="image")
     def draw():
         image = images[picker.value]
-        draw_rate_view(image, rate_view(image, slider.value))
+        view = rate_view(image, slider.value)
+        draw_rate_view(image, view)
+        # The same numbers as text: easy to copy into a table, and what the browser test reads.
+        k = slider.value
+        print(f"{picker.value}: keep {k} x {k}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
 
     return live_panel([picker, slider], draw)
 
@@ -226,7 +232,10 @@ def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl")
                 return
             if key not in views:
                 views[key] = autoencoder_view(models[key], images)
-            draw_autoencoder_view(views[key], key)
+            view = views[key]
+            draw_autoencoder_view(view, key)
+            c, h, w_ = view["latent_shape"]
+            print(f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
             plt.show()
 
     f_picker.observe(redraw, names="value")
@@ -360,7 +369,7 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
 
     from .plotting import show_grid
 
-    style = {"description_width": "70px"}
+    style = {"description_width": "85px"}  # 70px cut "guidance s" to "guidanc..." in JupyterLab
     steps_w = w.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100, 200], value=steps, description="steps S", continuous_update=False, style=style)
     eta_w = w.FloatSlider(value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style)
     guidance_w = w.FloatSlider(value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style)
@@ -368,12 +377,15 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
     out = w.Output()
 
     def redraw(*_):
-        view = sampling_view(ldm, captions, steps_w.value, eta_w.value, guidance_w.value, seed_w.value)
-        with out:
+        with out:  # inside, so an exception shows in the panel instead of vanishing into the kernel log
+            view = sampling_view(ldm, captions, steps_w.value, eta_w.value, guidance_w.value, seed_w.value)
             out.clear_output(wait=True)
-            show_grid(view["images"], captions, ncols=ncols, scale=1.8, fontsize=8,
-                      suptitle=f"DDIM S={view['steps']}, eta={view['eta']:.1f}, s={view['guidance']:.1f}: "
-                               f"{view['unet_evals']:.0f} UNet calls per image, {view['seconds']:.1f} s")
+            head = (f"DDIM S = {view['steps']}, eta = {view['eta']:.1f}, guidance s = {view['guidance']:.1f}: "
+                    f"{view['unet_evals']:.0f} UNet calls per image")
+            # The settings go in a printed line above the grid, not in a suptitle: in the browser a
+            # suptitle ran into the wrapped captions.
+            print(f"{head}, {view['seconds']:.2f} s")
+            show_grid(view["images"], captions, ncols=ncols, scale=1.8, fontsize=8)
             plt.show()
 
     for control in (steps_w, eta_w, guidance_w, seed_w):
