@@ -8,6 +8,9 @@
 2. ``ae-{kl,vq}-f{1,2,4,8,16}``: the first-stage autoencoders (lesson 02's table).
 3. ``shapes-kl-f4``: the text-to-image latent diffusion model (lessons 04-06).
 4. ``shapes-pixel``: an unconditional pixel-space diffusion model (lesson 08, where the bits go).
+5. ``sr-ldm-f4`` and ``sr-pixel``: the x4 super-resolution models of lesson 09 (concatenation
+   conditioning in latent and in pixel space), trained and measured by the ``superres``
+   experiment, so the shipped files are the models of its table.
 
 Each file is fp16 safetensors; ``manifest.json`` records config, seed, steps, training time,
 torch version, measured metrics and the sha256 that ``load_pretrained`` checks.
@@ -30,6 +33,7 @@ from .ldm import LatentDiffusion, LDMConfig
 from .losses import AutoencoderLossConfig
 from .metrics import AttributeClassifier, classifier_accuracy, frechet_distance, prompt_accuracy, psnr, ssim, train_attribute_classifier
 from .rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
+from .superres import SRConfig, SuperResDiffusion, sr_unet_config
 from .text import TextEncoderConfig
 from .train import TrainConfig, encode_images, train_autoencoder, train_ldm
 from .unet import UNetConfig
@@ -40,6 +44,7 @@ CLASSIFIER = "attribute-classifier"
 LDM_MAIN = "shapes-kl-f4"
 PIXEL = "shapes-pixel"
 PIXEL_STEPS = {"quick": 1_500, "full": 50_000}  # optimiser steps of the pixel model per profile
+SUPERRES = ("sr-ldm-f4", "sr-pixel")  # lesson 09
 
 
 def ae_name(reg: str, f: int) -> str:
@@ -83,6 +88,17 @@ def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfi
     # Half the profile's batch: at 32 x 32 pixels a step costs 4x one on 8 x 8 latents, and more,
     # smaller steps learned faster than fewer, larger ones in a budget of minutes.
     cfg = TrainConfig(steps=PIXEL_STEPS[profile.name], batch_size=profile.batch_size // 2, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    return config, cfg
+
+
+def sr_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, steps: int = 1_000, batch_size: int = 64) -> tuple[SRConfig, TrainConfig]:
+    """The x4 super-resolution models of lesson 09: one small UNet (0.82M parameters, no
+    cross-attention, y concatenated), on the f = 4 latents (``ae_config``) or on pixels (None).
+    Both get the same optimiser, schedule and EMA; the budget (steps, batch) comes from the
+    experiment so that the two models always train equally long."""
+    c = ae_config.latent_channels if ae_config is not None else 3
+    config = SRConfig(autoencoder=ae_config, unet=sr_unet_config(c, model_channels=32), image_size=profile.image_size, factor=4)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, warmup=50, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
     return config, cfg
 
 
@@ -268,6 +284,29 @@ def save_ldm(ldm: LatentDiffusion, path: Path) -> Path:
     return ck.atomic_save(tensors, path, {"class": "LatentDiffusion", "config": ck.config_to_json(ldm.config)})
 
 
+def save_superres(model: SuperResDiffusion, path: Path) -> Path:
+    """Save eps_theta only (fp16): the autoencoder is the shipped ae-kl-f4, loaded beside it."""
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items() if not k.startswith("autoencoder.")}
+    return ck.atomic_save(tensors, path, {"class": "SuperResDiffusion", "config": ck.config_to_json(model.config)})
+
+
+def ship_superres(model: SuperResDiffusion, name: str, record: dict, metrics: dict, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0) -> Path:
+    """Write one SR model of the superres experiment to ``directory`` with its manifest entry."""
+    path = save_superres(model, directory / f"{name}.safetensors")
+    extra = {"autoencoder": ae_name("kl", 4)} if model.autoencoder is not None else {}
+    metrics = {**metrics, "params": record["params"], "seconds_per_step": record["seconds_per_step"]}
+    entry = _manifest_entry(path, "superres", model.config, record["train"], record["train_seconds"], metrics, seed=seed, history=record["history"], command=f"python -m ldm_mini pretrained --only {' '.join(SUPERRES)}", **extra)
+    ck.write_manifest_entry(name, entry, directory)
+    return path
+
+
+def build_superres(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> None:
+    """Both SR models come from one run of the superres experiment (same budget, one table)."""
+    from .experiments import superres
+
+    superres.run(profile, seed=seed, checkpoint_dir=directory, work_dir=work_dir, source_dir=directory)
+
+
 def build_all(profile: Profile | str = "quick", only: list[str] | None = None, directory: Path = ck.CHECKPOINT_DIR, work_dir: Path | None = Path("runs/pretrained")) -> None:
     """Rebuild the shipped checkpoints (all, or the names in ``only``) in dependency order.
 
@@ -286,14 +325,16 @@ def build_all(profile: Profile | str = "quick", only: list[str] | None = None, d
         build_ldm(profile, directory, work_dir=work_dir)
     if wanted(PIXEL):
         build_pixel(profile, directory, work_dir=work_dir)
+    if any(wanted(name) for name in SUPERRES):  # one run makes both (they share the budget and the table)
+        build_superres(profile, directory, work_dir=work_dir)
 
 
 # ---------------------------------------------------------------- loading
 
 
 def load_pretrained(name: str, directory: Path = ck.CHECKPOINT_DIR, device: torch.device | str = "cpu"):
-    """A shipped checkpoint, after checking its sha256: an AttributeClassifier, an Autoencoder
-    or a LatentDiffusion (with its autoencoder), in eval mode, in float32."""
+    """A shipped checkpoint, after checking its sha256: an AttributeClassifier, an Autoencoder,
+    a LatentDiffusion or a SuperResDiffusion (with its autoencoder), in eval mode, in float32."""
     path, entry = ck.verified_path(name, directory)
     kind = entry["kind"]
     if kind == "classifier":
@@ -302,6 +343,8 @@ def load_pretrained(name: str, directory: Path = ck.CHECKPOINT_DIR, device: torc
         model = ck.load_model(Autoencoder, path)
     elif kind == "ldm":
         model = _load_ldm(path, entry, directory)
+    elif kind == "superres":
+        model = load_superres(path, load_pretrained(entry["autoencoder"], directory) if "autoencoder" in entry else None)
     else:
         raise ck.CheckpointError(f"manifest entry {name!r} has an unknown kind {kind!r}")
     return model.to(device).eval()
@@ -330,3 +373,21 @@ def load_ldm(path: str | Path, autoencoder: Autoencoder | None = None) -> Latent
     reference = ldm.state_dict()
     ldm.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
     return ldm.eval()
+
+
+def load_superres(path: str | Path, autoencoder: Autoencoder | None = None) -> SuperResDiffusion:
+    """Rebuild a SuperResDiffusion from a file written by ``save_superres``, with its
+    autoencoder (None for the pixel-space model). Refuses an autoencoder of another config."""
+    meta = ck.read_metadata(path)
+    if meta.get("class") != "SuperResDiffusion":
+        raise ck.CheckpointError(f"{path} holds a {meta.get('class', 'unknown model')}, not a SuperResDiffusion")
+    config = ck.config_from_json(SRConfig, meta["config"])
+    model = SuperResDiffusion(config)
+    state = ck.load_tensors(path)
+    if config.autoencoder is not None:
+        if autoencoder is None or autoencoder.config != config.autoencoder:
+            raise ck.CheckpointError(f"{path} was trained on the latents of an autoencoder with config {config.autoencoder}; pass that autoencoder")
+        state.update({f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()})
+    reference = model.state_dict()
+    model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
+    return model.eval()
