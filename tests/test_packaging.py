@@ -15,7 +15,8 @@ def _name(req: str) -> str:
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = [r for reqs in project["optional-dependencies"].values() for r in reqs]   # dev, bench
+    wanted = {_name(r) for r in project["dependencies"] + extras}
     env = (ROOT / "environment.yml").read_text()
     pip_lines = re.findall(r"^\s+- ([A-Za-z0-9_.\-\[\]]+[^\n#]*)$", env.split("- pip:")[1], re.M)
     listed = {_name(line) for line in pip_lines}
