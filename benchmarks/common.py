@@ -49,14 +49,16 @@ def time_once(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def compare(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, dict]:
+def compare(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1,
+            warm_fns: dict[str, Callable[[], object]] | None = None) -> dict[str, dict]:
     """Time each fn `repeats` times, interleaved, after `warmup` untimed calls each.
 
+    warm_fns: cheaper stand-ins to warm up with (e.g. 2 DDIM steps instead of 50), same keys.
     Returns {name: {"median_s", "min_s", "max_s", "times_s"}}.
     """
-    for fn in fns.values():
+    for name, fn in fns.items():
         for _ in range(warmup):
-            fn()
+            (warm_fns or fns)[name]()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():

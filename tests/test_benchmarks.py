@@ -13,6 +13,9 @@ def test_compare_reports_medians_of_interleaved_repeats():
     assert calls == ["a", "b"] + ["a", "b"] * 3          # warm-up, then interleaved
     assert set(r) == {"a", "b"} and len(r["a"]["times_s"]) == 3
     assert r["a"]["min_s"] <= r["a"]["median_s"] <= r["a"]["max_s"]
+    calls.clear()
+    compare({"a": lambda: calls.append("a")}, repeats=2, warm_fns={"a": lambda: calls.append("warm")})
+    assert calls == ["warm", "a", "a"]
 
 
 def test_flop_counter_counts_a_matmul_exactly():
