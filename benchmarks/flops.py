@@ -88,6 +88,14 @@ def run(repeats: int = 3) -> dict:
         r["achieved_flops_per_s"] = r["flops_per_step"] / r["step_s"]
         r["fraction_of_matmul_peak"] = r["achieved_flops_per_s"] / peak["peak_flops_per_s"]
     results["train"]["flops_ratio_f1_over_f4"] = results["train"]["f1"]["flops_per_step"] / results["train"]["f4"]["flops_per_step"]
+    # the work of sampling one image (DDIM-50 with guidance: 100 UNet inputs, + tau_theta and the decoder):
+    # the speed-up latents could give if every model used the cores equally well
+    per_image = {k: count_flops(sampler(s.ldm.eval(), batch=2, steps=50)) / 2 for k, s in steps.items()}
+    results["sample_flops_per_image"] = per_image
+    results["sample_flops_ratio_f1_over_f4"] = per_image["f1"] / per_image["f4"]
+    results["sample_flops_ratio_f1_over_f8"] = per_image["f1"] / per_image["f8"]
+    for s in steps.values():
+        s.ldm.train()
     results["profile_train_f4"] = profile_table(steps["f4"], steps=3)
     ldm = steps["f4"].ldm.eval()
     results["profile_sample_f4"] = profile_table(sampler(ldm, batch=8, steps=10), steps=2)
@@ -101,6 +109,8 @@ def report(r: dict) -> str:
         x = r["train"][f]
         lines.append(f"train step {f} (b=64): {x['flops_per_step'] / 1e9:.1f} GFLOP in {x['step_s']:.3f} s = "
                      f"{x['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * x['fraction_of_matmul_peak']:.0f}% of the matmul peak")
+    lines.append("DDIM-50 sampling FLOPs per image: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP" for k, v in r["sample_flops_per_image"].items())
+                 + f"; f1/f4 = {r['sample_flops_ratio_f1_over_f4']:.1f}, f1/f8 = {r['sample_flops_ratio_f1_over_f8']:.1f}")
     for name in ("profile_train_f4", "profile_sample_f4"):
         lines.append(f"{name}: " + "; ".join(f"{k} {100 * v['share']:.0f}%" for k, v in r[name]["categories"].items()))
         lines += [f"   {o['op']:<45} {100 * o['share']:5.1f}%  x{o['calls']}" for o in r[name]["top_ops"][:8]]

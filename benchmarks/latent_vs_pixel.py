@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ from .common import compare, save
 
 FACTORS = (1, 4, 8)
 TRAIN_BATCH = 64
+BIG_SAMPLE_BATCH = 64
 SAMPLE_BATCH = 16  # images per generate() call (32 UNet inputs with guidance); small so that f = 1 fits the time budget
 STEPS = 50
 GUIDANCE = 3.0
@@ -49,9 +50,10 @@ def build(f: int) -> LatentDiffusion:
 
 
 class TrainStep:
-    """One optimiser step exactly as train.train_ldm takes it, on a fixed cache of latents."""
+    """One optimiser step exactly as train.train_ldm takes it, on a fixed cache of latents.
+    (foreach=False: the per-parameter AdamW that train_ldm used before; see speed_options.)"""
 
-    def __init__(self, ldm: LatentDiffusion, batch: int = TRAIN_BATCH, seed: int = 0, foreach: bool | None = None):
+    def __init__(self, ldm: LatentDiffusion, batch: int = TRAIN_BATCH, seed: int = 0, foreach: bool = True):
         g = torch.Generator().manual_seed(seed)
         self.ldm, self.batch, self.generator = ldm, batch, g
         self.latents = torch.randn((4 * batch, *ldm.latent_shape), generator=g)   # stands in for E(x) * scale
@@ -78,17 +80,24 @@ def sampler(ldm: LatentDiffusion, batch: int = SAMPLE_BATCH, steps: int = STEPS)
 
 
 # ------------------------------------------------------------------ peak memory, one fresh process per case
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+def _rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak) of this process, from /proc (Linux). Unlike getrusage's ru_maxrss,
+    VmHWM starts afresh in a new program (ru_maxrss keeps the parent's peak across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB -> MB
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_child(f: int, what: str) -> dict:
-    """Peak RSS before and after one training step / one sampling run, in this (fresh) process."""
+    """Resident memory before, and its peak during, one training step / one sampling run, in this fresh process."""
     ldm = build(f)
     fn = TrainStep(ldm) if what == "train" else sampler(ldm, steps=2)  # the peak of one DDIM step = the peak of 50
-    before = _peak_rss_mb()
+    before = _rss_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")   # reset the peak (VmHWM) to the current RSS
     fn()
-    return {"before_mb": before, "peak_mb": _peak_rss_mb(), "delta_mb": _peak_rss_mb() - before}
+    peak = _rss_mb("VmHWM")
+    return {"before_mb": before, "peak_mb": peak, "delta_mb": peak - before}
 
 
 def memory(f: int, what: str) -> dict:
@@ -109,6 +118,10 @@ def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
         m.eval()
     sample = compare({f"f{f}": sampler(m) for f, m in models.items()}, repeats=sample_repeats,
                      warm_fns={f"f{f}": sampler(m, steps=2) for f, m in models.items()})
+    # latents pay off more at larger batches (small 8x8 and 4x4 maps use the cores poorly); f = 1 at
+    # batch 64 would take ~5 min, and it already runs near the matmul peak (see flops), so only f = 4, 8
+    big = compare({f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH) for f, m in models.items() if f > 1}, repeats=sample_repeats,
+                  warm_fns={f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH, steps=2) for f, m in models.items() if f > 1})
     # the decoder's share of sampling time: D(z) alone on a batch of latents
     decode = {}
     for f, m in models.items():
@@ -124,10 +137,13 @@ def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
             "decoder_s": decode[k], "decoder_share": decode[k] / sample[k]["median_s"],
             "memory_train": memory(f, "train"), "memory_sample": memory(f, "sample"),
         }
+        if k in big:
+            results[k][f"images_per_s_b{BIG_SAMPLE_BATCH}"] = BIG_SAMPLE_BATCH / big[k]["median_s"]
     for f in FACTORS[1:]:
         k = f"f{f}"
         results[k]["train_speedup_vs_f1"] = results["f1"]["train_step_s"] / results[k]["train_step_s"]
         results[k]["sample_speedup_vs_f1"] = results[k]["images_per_s"] / results["f1"]["images_per_s"]
+        results[k][f"sample_speedup_b{BIG_SAMPLE_BATCH}_vs_f1_b{SAMPLE_BATCH}"] = results[k][f"images_per_s_b{BIG_SAMPLE_BATCH}"] / results["f1"]["images_per_s"]
     results["targets"] = {"f4_sample_speedup_ge_15": results["f4"]["sample_speedup_vs_f1"] >= 15,
                           "f4_train_speedup_ge_10": results["f4"]["train_speedup_vs_f1"] >= 10,
                           "f8_faster_than_f4": results["f8"]["images_per_s"] > results["f4"]["images_per_s"]
@@ -149,9 +165,19 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--memory-child", nargs=2, metavar=("F", "WHAT"), help=argparse.SUPPRESS)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory-only", action="store_true", help="re-measure only the peak memory, into the saved results")
     args = p.parse_args(argv)
     if args.memory_child:
         print(json.dumps(memory_child(int(args.memory_child[0]), args.memory_child[1])))
+        return
+    if args.memory_only:
+        from .common import load
+        record = load("latent_vs_pixel")
+        r = record["results"]
+        for f in FACTORS:
+            r[f"f{f}"]["memory_train"], r[f"f{f}"]["memory_sample"] = memory(f, "train"), memory(f, "sample")
+        save("latent_vs_pixel", r, record["seconds"])
+        print(report(r))
         return
     start = time.perf_counter()
     r = run(args.repeats, args.repeats)

@@ -61,6 +61,14 @@ def summary() -> str:
         out.append(f"| {f[0]}={f[1:]} ({'x'.join(map(str, r['latent_shapes'][f]))}) | {x['train_step_s']:.3f} s | x{x.get('train_speedup_vs_f1', 1):.1f} "
                    f"| {x['images_per_s']:.2f} img/s | x{x.get('sample_speedup_vs_f1', 1):.1f} "
                    f"| +{x['memory_train']['delta_mb']:.0f} MB / +{x['memory_sample']['delta_mb']:.0f} MB |")
+    big = [k for k in r["f4"] if k.startswith("images_per_s_b")][0]
+    fr = fl["results"]
+    out += ["", f"DDIM-50 sampling at batch {big.rsplit('b', 1)[1]} (latents use the cores better in bigger batches): "
+            f"f=4 {r['f4'][big]:.2f} img/s, f=8 {r['f8'][big]:.2f} img/s, i.e. x{r['f4'][big] / r['f1']['images_per_s']:.1f} and "
+            f"x{r['f8'][big] / r['f1']['images_per_s']:.1f} the f=1 rate at batch {r['sample_batch']}. "
+            f"FLOPs per sampled image (torch.utils.flop_counter): f=1 {fr['sample_flops_per_image']['f1'] / 1e9:.0f} GFLOP, "
+            f"f=4 {fr['sample_flops_per_image']['f4'] / 1e9:.1f}, f=8 {fr['sample_flops_per_image']['f8'] / 1e9:.1f}: "
+            f"at equal efficiency f=4 could be at most x{fr['sample_flops_ratio_f1_over_f4']:.1f} faster, f=8 x{fr['sample_flops_ratio_f1_over_f8']:.1f}."]
     u, dd = vd["results"]["unet"], vd["results"]["ddim"]
     ms = lambda k, n: 1000 * u[k][n]["median_s"]  # noqa: E731
     out += ["", f"ldm_mini vs diffusers {vd['results']['diffusers']} (matched UNet, {u['params']['ldm_mini']:,} vs {u['params']['diffusers']:,} parameters, f=4 latents, batch 64):", "",
@@ -75,7 +83,7 @@ def summary() -> str:
     cats = fl["results"]["profile_train_f4"]["categories"]
     out += ["", f"Machine limit: fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; a training step at f=4 does {f4['flops_per_step'] / 1e9:.1f} GFLOP "
             f"in {f4['step_s']:.3f} s = {f4['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * f4['fraction_of_matmul_peak']:.0f}% of the peak "
-            f"(f=1: {100 * fl['results']['train']['f1']['fraction_of_matmul_peak']:.0f}%). Training time by op (torch.profiler, f=4): "
+            f"(f=1: {100 * fl['results']['train']['f1']['fraction_of_matmul_peak']:.0f}%, f=8: {100 * fl['results']['train']['f8']['fraction_of_matmul_peak']:.0f}%). Training time by op (torch.profiler, f=4): "
             + "; ".join(f"{k} {100 * v['share']:.0f}%" for k, v in cats.items()) + "."]
     sp = so["results"]["speedup"]
     out += ["", "Speed options at f=4 (speed-up over the default): " + ", ".join(f"{k} x{v:.2f}" for k, v in sp.items()) + "."]

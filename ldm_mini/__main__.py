@@ -70,7 +70,8 @@ def _train_ldm(args) -> None:
         cfg.steps = args.steps
     ldm = LatentDiffusion(config)
     ldm.autoencoder.load_state_dict(ae.state_dict())
-    train = load_shapes(profile.n_train, "train", seed=args.seed)
+    with distributed.main_process_first():  # rank 0 draws and caches the dataset, the others then read it
+        train = load_shapes(profile.n_train, "train", seed=args.seed)
     latents = encode_images(ldm.autoencoder, images_uint8(train))
     out = Path(args.out)
     ldm, _ = train_ldm(ldm, latents, ldm.tokenizer(train["caption"]), cfg, out_dir=out, resume=args.resume)

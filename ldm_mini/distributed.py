@@ -16,6 +16,7 @@ logs and progress bars (``is_main()``), so N processes do not overwrite each oth
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -55,6 +56,17 @@ def setup() -> bool:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (e.g. draws the dataset and writes its cache), the others wait
+    and then run it (reading the cache): N processes never write the same file at once."""
+    if is_distributed() and not is_main():
+        dist.barrier()
+    yield
+    if is_distributed() and is_main():
+        dist.barrier()
 
 
 def rank_generator(shared: torch.Generator) -> torch.Generator:
