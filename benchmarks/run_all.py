@@ -30,6 +30,7 @@ def plots() -> None:
     axes[1].bar(fs, [r[f]["images_per_s"] for f in fs], color="tab:green")
     axes[1].set(yscale="log", ylabel="images / s (log)", title=f"DDIM-{r['ddim_steps']} + guidance + decoder")
     for ax, key in ((axes[0], "train_speedup_vs_f1"), (axes[1], "sample_speedup_vs_f1")):
+        ax.set_ylim(top=ax.get_ylim()[1] * 2)  # room for the labels
         for i, f in enumerate(fs[1:], start=1):
             ax.annotate(f"x{r[f][key]:.0f}", (i, ax.patches[i].get_height()), ha="center", va="bottom")
     fig.suptitle("the same UNet in pixel space (f=1) and on f=4, f=8 latents")
