@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?=
 export PROFILE
 
-.PHONY: lessons test test-browser lab notebooks pretrained clean
+.PHONY: lessons test test-browser lab notebooks pretrained bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ notebooks: $(VENV)/.installed
 ## Rebuild every shipped checkpoint in data/checkpoints/ from scratch (about an hour on 2 CPU cores).
 pretrained: $(VENV)/.installed
 	$(PY) -m ldm_mini pretrained --profile $(or $(PROFILE),quick)
+
+## Speed, measured side by side (latent vs pixel, ldm_mini vs diffusers, FLOP/s, speed options); ~10 min on 2 cores.
+## Writes benchmarks/results/*.json, the plots and summary.md. Run it on an idle machine.
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,bench]"
+	$(PY) -m benchmarks.run_all
 
 clean:
 	rm -rf build data/cache

@@ -43,6 +43,18 @@ def cmd_train_ae(args) -> None:
 
 
 def cmd_train_ldm(args) -> None:
+    """Also runs under `torchrun --nproc_per_node N -m ldm_mini train-ldm ...` (one writer: rank 0)."""
+    from . import distributed
+
+    distributed.setup()
+    try:
+        _train_ldm(args)
+    finally:
+        distributed.cleanup()
+
+
+def _train_ldm(args) -> None:
+    from . import distributed
     from .autoencoder import Autoencoder
     from .checkpoints import load_model
     from .config import get_profile
@@ -58,12 +70,14 @@ def cmd_train_ldm(args) -> None:
         cfg.steps = args.steps
     ldm = LatentDiffusion(config)
     ldm.autoencoder.load_state_dict(ae.state_dict())
-    train = load_shapes(profile.n_train, "train", seed=args.seed)
+    with distributed.main_process_first():  # rank 0 draws and caches the dataset, the others then read it
+        train = load_shapes(profile.n_train, "train", seed=args.seed)
     latents = encode_images(ldm.autoencoder, images_uint8(train))
     out = Path(args.out)
     ldm, _ = train_ldm(ldm, latents, ldm.tokenizer(train["caption"]), cfg, out_dir=out, resume=args.resume)
-    save_ldm(ldm, out / "model.safetensors")
-    print(f"saved {out / 'model.safetensors'} (its autoencoder: {args.autoencoder or ae_name(args.reg, args.f)})")
+    if distributed.is_main():
+        save_ldm(ldm, out / "model.safetensors")
+        print(f"saved {out / 'model.safetensors'} (its autoencoder: {args.autoencoder or ae_name(args.reg, args.f)})")
 
 
 def cmd_sample(args) -> None:
