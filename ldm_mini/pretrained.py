@@ -360,29 +360,23 @@ def _load_ldm(path: Path, entry: dict, directory: Path) -> LatentDiffusion:
 def load_ldm(path: str | Path, autoencoder: Autoencoder | None = None) -> LatentDiffusion:
     """Rebuild a LatentDiffusion from a file written by ``save_ldm``, with its autoencoder
     (None for a pixel-space model). Refuses an autoencoder of another config."""
-    meta = ck.read_metadata(path)
-    if meta.get("class") != "LatentDiffusion":
-        raise ck.CheckpointError(f"{path} holds a {meta.get('class', 'unknown model')}, not a LatentDiffusion")
-    config = ck.config_from_json(LDMConfig, meta["config"])
-    ldm = LatentDiffusion(config)
-    state = ck.load_tensors(path)
-    if config.autoencoder is not None:
-        if autoencoder is None or autoencoder.config != config.autoencoder:
-            raise ck.CheckpointError(f"{path} was trained on the latents of an autoencoder with config {config.autoencoder}; pass that autoencoder")
-        state.update({f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()})
-    reference = ldm.state_dict()
-    ldm.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
-    return ldm.eval()
+    return _load_diffusion(path, LatentDiffusion, LDMConfig, autoencoder)
 
 
 def load_superres(path: str | Path, autoencoder: Autoencoder | None = None) -> SuperResDiffusion:
     """Rebuild a SuperResDiffusion from a file written by ``save_superres``, with its
     autoencoder (None for the pixel-space model). Refuses an autoencoder of another config."""
+    return _load_diffusion(path, SuperResDiffusion, SRConfig, autoencoder)
+
+
+def _load_diffusion(path: str | Path, cls, config_cls, autoencoder: Autoencoder | None):
+    """A diffusion model of class ``cls`` from its file (eps_theta and friends, without the
+    autoencoder, which has its own file and is passed in)."""
     meta = ck.read_metadata(path)
-    if meta.get("class") != "SuperResDiffusion":
-        raise ck.CheckpointError(f"{path} holds a {meta.get('class', 'unknown model')}, not a SuperResDiffusion")
-    config = ck.config_from_json(SRConfig, meta["config"])
-    model = SuperResDiffusion(config)
+    if meta.get("class") != cls.__name__:
+        raise ck.CheckpointError(f"{path} holds a {meta.get('class', 'unknown model')}, not a {cls.__name__}")
+    config = ck.config_from_json(config_cls, meta["config"])
+    model = cls(config)
     state = ck.load_tensors(path)
     if config.autoencoder is not None:
         if autoencoder is None or autoencoder.config != config.autoencoder:
