@@ -56,14 +56,17 @@ class LDMConfig:
         return 1 if self.autoencoder is None else self.autoencoder.f
 
 
-class LatentDiffusion(nn.Module):
-    def __init__(self, config: LDMConfig):
+class LatentSpaceModel(nn.Module):
+    """What every diffusion model here shares: eps_theta (``unet``), the noise schedule, and the
+    frozen first stage, the autoencoder (E, D) with its latent scale, or none for pixel space.
+    ``LatentDiffusion`` (text, cross-attention) and ``superres.SuperResDiffusion`` (concatenation)
+    add their conditioning on top."""
+
+    def __init__(self, config):
         super().__init__()
         self.config = config
         self.autoencoder = Autoencoder(config.autoencoder).requires_grad_(False).eval() if config.autoencoder else None
         self.unet = UNet(config.unet)
-        self.text_encoder = TextEncoder(config.text)
-        self.tokenizer = Tokenizer(context_len=config.text.context_len)
         if config.schedule == "linear":
             self.schedule = NoiseSchedule.linear(config.T, config.beta_start, config.beta_end)
         else:
@@ -81,7 +84,7 @@ class LatentDiffusion(nn.Module):
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        """(c, h, w) of z for an image of config.image_size."""
+        """(c, h, w) of z for an image of config.image_size (of x itself in pixel space)."""
         H = self.config.image_size
         if self.autoencoder is None:
             return (3, H, H)
@@ -91,7 +94,7 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x in [-1, 1] (b 3 H W) -> z_0 = scale * E(x) (b c h w)."""
+        """x in [-1, 1] (b 3 H W) -> z_0 = scale * E(x) (b c h w); the identity in pixel space."""
         if self.autoencoder is None:
             return x
         return self.autoencoder.encode_latent(x) * self.autoencoder.scale_factor
@@ -102,6 +105,15 @@ class LatentDiffusion(nn.Module):
         if self.autoencoder is None:
             return z.clamp(-1, 1)
         return self.autoencoder.decode(z / self.autoencoder.scale_factor).clamp(-1, 1)
+
+
+class LatentDiffusion(LatentSpaceModel):
+    """The text-to-image LDM: the shared parts plus tau_theta and its tokenizer."""
+
+    def __init__(self, config: LDMConfig):
+        super().__init__(config)
+        self.text_encoder = TextEncoder(config.text)
+        self.tokenizer = Tokenizer(context_len=config.text.context_len)
 
     # --------------------------------------------------------- conditioning y -> tau_theta(y)
 

@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autoencoder import Autoencoder, AutoencoderConfig
-from .diffusion import NoiseSchedule, diffusion_loss
+from .autoencoder import AutoencoderConfig
+from .diffusion import diffusion_loss
+from .ldm import LatentSpaceModel
 from .sampling import ddim_sample
-from .unet import UNet, UNetConfig
+from .unet import UNetConfig
 
 FACTOR = 4  # the paper's x4 task (64 -> 256 on ImageNet; here 8 -> 32)
 
@@ -121,50 +122,9 @@ class SRConfig:
         return self.image_size // self.factor
 
 
-class SuperResDiffusion(nn.Module):
-    """eps_theta(cat[z_t, resize(y)], t) with a frozen autoencoder (LDM-SR) or none (pixel SR)."""
-
-    def __init__(self, config: SRConfig):
-        super().__init__()
-        self.config = config
-        self.autoencoder = Autoencoder(config.autoencoder).requires_grad_(False).eval() if config.autoencoder else None
-        self.unet = UNet(config.unet)
-        if config.schedule == "linear":
-            self.schedule = NoiseSchedule.linear(config.T, config.beta_start, config.beta_end)
-        else:
-            self.schedule = NoiseSchedule.cosine(config.T)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.autoencoder is not None:
-            self.autoencoder.eval()  # stage 1 stays frozen
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """(c, h, w) of what the diffusion runs on: z = E(x) (LDM) or x itself (pixel)."""
-        H = self.config.image_size
-        return (3, H, H) if self.autoencoder is None else self.autoencoder.latent_shape(H, H)
-
-    # ------------------------------------------------------------- pixels <-> latents
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x in [-1, 1] (b 3 H W) -> z_0 = scale * E(x) (b c h w); the identity in pixel space."""
-        if self.autoencoder is None:
-            return x
-        return self.autoencoder.encode_latent(x) * self.autoencoder.scale_factor
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z_0 -> x~ = D(z_0 / scale) in [-1, 1] (b 3 H W)."""
-        if self.autoencoder is None:
-            return z.clamp(-1, 1)
-        return self.autoencoder.decode(z / self.autoencoder.scale_factor).clamp(-1, 1)
+class SuperResDiffusion(LatentSpaceModel):
+    """eps_theta(cat[z_t, resize(y)], t) with a frozen autoencoder (LDM-SR) or none (pixel SR).
+    The autoencoder, schedule, encode and decode are those of ``ldm.LatentSpaceModel``."""
 
     # ------------------------------------------------------------- conditioning y
 
