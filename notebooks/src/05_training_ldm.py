@@ -9,7 +9,8 @@
 # - why about 10% of captions are dropped during training (classifier-free guidance);
 # - how to watch, save and reload a run.
 #
-# **Time on a laptop CPU:** about 3 minutes (a short live run, then the shipped model, which
+# **Time on a laptop CPU:** under a minute on a free 2-core CPU (44 s measured; longer when other
+# programs share the cores): a short live run, then the shipped model, which
 # the project's own `make pretrained` trained for the full budget: its training time is read
 # from the manifest below).
 
