@@ -53,3 +53,13 @@ def test_diffusers_unet_is_matched_and_ddim_loops_agree():
     assert abs(n_theirs / n_ours - 1) < 0.05
     r = ddim_benchmark(steps=20, repeats=1, shape=(2, 4, 8, 8))
     assert r["same_timesteps"] and r["agree_1e-5"]
+
+
+def test_equal_batch_compares_both_sides_at_one_batch():
+    from benchmarks import equal_batch
+
+    r = equal_batch.run(repeats=1, factors=(1, 4), batch=2, steps=2)
+    assert r["batch"] == 2 and r["ddim_steps"] == 2
+    assert r["f1"]["images_per_s"] > 0 and r["f4"]["images_per_s"] > 0
+    assert r["f4"]["sample_speedup_vs_f1"] == r["f4"]["images_per_s"] / r["f1"]["images_per_s"]
+    assert "batch 2 for every f" in equal_batch.report(r)
