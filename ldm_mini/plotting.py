@@ -1,4 +1,4 @@
-"""Figures the lessons share: image grids with captions, and the LDM pipeline diagram."""
+"""Figures the lessons share: image grids with captions, cross-attention maps per word, and the LDM pipeline diagram."""
 
 from __future__ import annotations
 
@@ -106,3 +106,26 @@ def save_images(images: torch.Tensor, path: str, ncols: int | None = None, scale
     pad = np.zeros((nrows * ncols - len(x), *x.shape[1:]), dtype=np.uint8)
     grid = rearrange(np.concatenate([x, pad]), "(r c) h w ch -> (r h) (c w) ch", c=ncols)
     Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+
+
+def show_word_maps(image: torch.Tensor, maps: dict, words: list[str], title: str):
+    """Where each token is read (lessons 04 and 10): the image (3 h w in [0, 1]), then one panel
+    per token and resolution, the token's cross-attention map (stretched to its own range; bright =
+    read here) over a grey copy of the image, with its mean weight. ``maps`` is {resolution r:
+    (len(words), r, r) maps}, one row of panels per resolution."""
+    grey = image.mean(0)
+    fig, axes = plt.subplots(len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False)
+    for row, (r, m) in enumerate(maps.items()):
+        axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
+        axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)
+        for j, word in enumerate(words):
+            ax = axes[row, j + 1]
+            ax.imshow(grey.numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(m[j].numpy(), cmap="inferno", alpha=0.7)
+            ax.set_title(f"{word}\nmean {m[j].mean():.2f}" if row == 0 else f"mean {m[j].mean():.2f}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -206,16 +206,21 @@ def build_autoencoder(reg: str, f: int, profile: Profile, classifier: AttributeC
     return ae
 
 
-def build_ldm(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> LatentDiffusion:
-    ae_path, _ = ck.verified_path(ae_name("kl", 4), directory)
-    ae = ck.load_model(Autoencoder, ae_path)
-    config, cfg = ldm_recipe(ae.config, profile, seed)
+def prepare_ldm_training(config: LDMConfig, ae: Autoencoder, profile: Profile, seed: int = 0) -> tuple[LatentDiffusion, torch.Tensor, torch.Tensor]:
+    """A fresh text-to-image LDM on the frozen autoencoder ``ae``, with what it trains on: the
+    latent cache E(x) * scale of the training split (n c h w) and its caption tokens (n L)."""
     seed_everything(seed)
     ldm = LatentDiffusion(config)
     ldm.autoencoder.load_state_dict(ae.state_dict())
     train = load_shapes(profile.n_train, "train", seed=seed)
-    latents = encode_images(ldm.autoencoder, images_uint8(train))
-    tokens = ldm.tokenizer(train["caption"])
+    return ldm, encode_images(ldm.autoencoder, images_uint8(train)), ldm.tokenizer(train["caption"])
+
+
+def build_ldm(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0, work_dir: Path | None = None) -> LatentDiffusion:
+    ae_path, _ = ck.verified_path(ae_name("kl", 4), directory)
+    ae = ck.load_model(Autoencoder, ae_path)
+    config, cfg = ldm_recipe(ae.config, profile, seed)
+    ldm, latents, tokens = prepare_ldm_training(config, ae, profile, seed)
     snapshots: dict[int, torch.Tensor] = {}
     every = max(1, cfg.steps // 6)
 

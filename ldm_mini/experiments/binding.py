@@ -43,8 +43,8 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from ..config import Profile, seed_everything
-from ..data import COLOURS, images_uint8, load_shapes, parse_caption
+from ..config import Profile
+from ..data import COLOURS, load_shapes, parse_caption
 from ..ldm import LatentDiffusion, _check_sampling_args
 from ..metrics import _objects, classify_images, describe, judge_caption
 from ..sampling import ddim_sigmas, ddim_step, ddim_timesteps
@@ -133,16 +133,12 @@ def train_variant(profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, see
     """Train an LDM exactly as ``pretrained.build_ldm`` trains the shipped one, except for the
     ``pooled`` switch. The training state is kept in ``work_dir``; a finished run is reloaded
     instead of retrained. Returns (model, {"train_seconds", "steps", "final_loss"})."""
-    from ..train import encode_images, train_ldm
+    from ..pretrained import prepare_ldm_training
+    from ..train import train_ldm
 
     ae, config, cfg = variant_recipe(profile, pooled, seed)
     cfg = dataclasses.replace(cfg, progress=progress)
-    seed_everything(seed)
-    ldm = LatentDiffusion(config)
-    ldm.autoencoder.load_state_dict(ae.state_dict())
-    train = load_shapes(profile.n_train, "train", seed=seed)
-    latents = encode_images(ldm.autoencoder, images_uint8(train))
-    tokens = ldm.tokenizer(train["caption"])
+    ldm, latents, tokens = prepare_ldm_training(config, ae, profile, seed)
     out = Path(work_dir) / ("pooled" if pooled else "token") / profile.name
     ldm, history = train_ldm(ldm, latents, tokens, cfg, out_dir=out, resume=True)
     info = {"train_seconds": history[-1]["seconds"], "steps": cfg.steps, "final_loss": history[-1]["loss"], "pooled": pooled}

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..config import Profile, seed_everything
-from ..data import images_uint8, load_shapes
+from ..data import images_uint8, load_shapes, to_model_range
 from ..ldm import LatentDiffusion, LDMConfig
 from ..metrics import frechet_distance, prompt_accuracy
 from ..plotting import save_images
@@ -133,7 +133,7 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
     """Train the model at factor f for ``cfg.steps`` steps, measuring quality on the way."""
     ldm = build_model(f, cfg, profile.image_size)
     start = time.perf_counter()
-    latents = encode_images(ldm.autoencoder, images_uint8(train)) if ldm.autoencoder is not None else images_uint8(train).float() / 127.5 - 1
+    latents = encode_images(ldm.autoencoder, images_uint8(train)) if ldm.autoencoder is not None else to_model_range(images_uint8(train))
     encode_seconds = time.perf_counter() - start
     tokens = ldm.tokenizer(train["caption"])
     captions, real = test["caption"][: cfg.n_eval], images_uint8(test)[: cfg.n_eval]

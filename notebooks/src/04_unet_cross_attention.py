@@ -322,31 +322,13 @@ def word_maps(captions: list[str], steps: int = MAP_STEPS, guidance: float = 3.0
     return images, maps
 
 
-def show_word_maps(image, maps, words, caption):
-    """The image, then one panel per token and resolution: the map, stretched to its own [min, max],
-    over a grey copy of the image; below each word its mean attention weight."""
-    grey = image.mean(0)
-    fig, axes = plt.subplots(len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False)
-    for r_i, (r, m) in enumerate(maps.items()):
-        axes[r_i, 0].imshow(image.permute(1, 2, 0).numpy())
-        axes[r_i, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)
-        for j, word in enumerate(words):
-            ax = axes[r_i, j + 1]
-            ax.imshow(grey.numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.imshow(m[j].numpy(), cmap="inferno", alpha=0.7)
-            ax.set_title(f"{word}\nmean {m[j].mean():.2f}" if r_i == 0 else f"mean {m[j].mean():.2f}", fontsize=8)
-        for ax in axes[r_i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f'"{caption}": where each token is read (each map stretched to its own range; bright = more attention)', fontsize=9)
-    fig.tight_layout()
-    return fig
-
+from ldm_mini.plotting import show_word_maps
 
 shown = ["a red circle above a blue square", "a green triangle to the left of a yellow circle"]
 images, maps = word_maps(shown)
 for i, caption in enumerate(shown):
-    show_word_maps(images[i], {r: m[i] for r, m in maps.items()}, ["<start>"] + tokenizer.words(caption), caption)
+    show_word_maps(images[i], {r: m[i] for r, m in maps.items()}, ["<start>"] + tokenizer.words(caption),
+                   f'"{caption}": where each token is read (each map stretched to its own range; bright = more attention)')
 plt.show()
 
 # %% [markdown]

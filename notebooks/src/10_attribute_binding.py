@@ -128,26 +128,7 @@ print(f"per-token model ({token['shipped']}): presence {token['presence']:.1%}, 
 # for the first live sample whose colours came out **swapped**:
 
 # %%
-def show_word_maps(image, maps, words, title):
-    """The image, then for each token its map over a grey copy of the image (each map stretched to
-    its own range; bright = read here), one row per resolution."""
-    grey = image.mean(0)
-    fig, axes = plt.subplots(len(maps), len(words) + 1, figsize=(1.35 * (len(words) + 1), 1.6 * len(maps)), squeeze=False)
-    for row, (r, m) in enumerate(maps.items()):
-        axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
-        axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)
-        for j, word in enumerate(words):
-            ax = axes[row, j + 1]
-            ax.imshow(grey.numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.imshow(m[j].numpy(), cmap="inferno", alpha=0.7)
-            ax.set_title(f"{word}\n{m[j].mean():.2f}" if row == 0 else f"{m[j].mean():.2f}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
+from ldm_mini.plotting import show_word_maps  # the same figure as lesson 04's
 
 verdicts = [binding.score_binding(c, s) for c, s in zip(captions, live_seen)]
 leaky = [i for i, v in enumerate(verdicts) if v["swapped"]]
