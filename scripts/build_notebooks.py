@@ -15,6 +15,6 @@ for src in sorted((NOTEBOOKS / "src").glob("[0-9][0-9]_*.py")):
     if len(sys.argv) > 1 and not any(src.name.startswith(p) for p in sys.argv[1:]):
         continue
     nb = read_percent_source(src)
-    seconds = execute(nb)
+    seconds = execute(nb, progress=src.stem)
     nbformat.write(nb, NOTEBOOKS / (src.stem + ".ipynb"))
     print(f"{src.stem}: executed in {seconds:.0f} s")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from nbclient.exceptions import CellExecutionError
 from nbconvert.preprocessors import ExecutePreprocessor
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -31,8 +32,42 @@ def read_percent_source(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(nb: nbformat.NotebookNode, timeout: int = 1800) -> float:
-    """Run every cell of ``nb`` in place (cwd = notebooks/); return the wall time in seconds."""
+class LessonFailed(RuntimeError):
+    """A lesson stopped at one cell: which one, and the error it raised."""
+
+
+def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None = None, every: float = 10.0) -> float:
+    """Run every cell of ``nb`` in place (cwd = notebooks/); return the wall time in seconds.
+
+    With ``progress`` (a label, e.g. the lesson's name), print "cell k of n, elapsed" when a code
+    cell starts at least ``every`` seconds after the last such line, so a long lesson is not silent.
+    A failing cell raises LessonFailed naming the cell (k of n), its first line and the error.
+    The kernel's own start-up warnings (e.g. "running over TCP without encryption": the kernel
+    only listens on localhost) are silenced; the cells' output is kept as it is.
+    """
     start = time.perf_counter()
-    ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(NOTEBOOKS)}})
+    n_code = sum(cell.cell_type == "code" for cell in nb.cells)
+    state = {"k": 0, "last": start, "source": ""}
+
+    def on_cell_start(cell, cell_index):
+        if cell.cell_type != "code":
+            return
+        state["k"] += 1
+        state["source"] = next((line for line in cell.source.splitlines() if line.strip()), "")
+        now = time.perf_counter()
+        if progress and now - state["last"] >= every:
+            print(f"  {progress}: cell {state['k']} of {n_code}, {now - start:.0f} s", flush=True)
+            state["last"] = now
+
+    client = ExecutePreprocessor(
+        timeout=timeout,
+        kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        on_cell_start=on_cell_start,
+    )
+    try:
+        client.preprocess(nb, {"metadata": {"path": str(NOTEBOOKS)}})
+    except CellExecutionError as error:
+        what = f"{error.ename}: {error.evalue}".strip(": ")
+        raise LessonFailed(f"code cell {state['k']} of {n_code} ({state['source'][:60]!r}) raised {what}") from error
     return time.perf_counter() - start

@@ -29,9 +29,10 @@ for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
     nb = nbformat.read(path, as_version=4)
     print(f"running {path.name} ...", flush=True)
     try:
-        seconds, status = execute(nb), "ok"
+        seconds, status = execute(nb, progress=path.stem), "ok"
     except Exception as error:  # keep going: one broken lesson should not hide the others
-        seconds, status, failed = float("nan"), f"FAILED: {str(error).splitlines()[0][:80]}", True
+        seconds, status, failed = float("nan"), f"FAILED: {str(error).splitlines()[0][:160]}", True
+        print(f"  {path.stem} FAILED: {str(error).splitlines()[0]}", flush=True)
     nbformat.write(nb, out / path.name)
     (out / path.with_suffix(".html").name).write_text(HTMLExporter().from_notebook_node(nb)[0])
     rows.append((path.stem, seconds, status))
