@@ -4,7 +4,7 @@ The UNet is the shipped text-to-image recipe (pretrained.ldm_recipe: 64 channels
 attention at levels 1, 2 and the middle); only its input changes:
     f = 1: 32 x 32 x 3 pixels     f = 4: 8 x 8 x 4 latents     f = 8: 4 x 4 x 4 latents
 Measured, all sides in one process and interleaved:
-- training step time at batch 64 (loss, backward, clipping, AdamW, EMA: the step of train.train_ldm);
+- training step time at batch 64 (loss, backward, clipping, AdamW, EMA: the step of train.train_diffusion);
 - DDIM-50 sampling with guidance 3 (one batched [uncond; cond] call per step), decoder included,
   as images per second (ldm.generate, which is what a user calls);
 - peak memory (resident set size) of a training step and of sampling, each in a fresh process.
@@ -25,7 +25,7 @@ from torch import nn
 
 from ldm_mini.config import QUICK, seed_everything
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.pretrained import PROGRESS_CAPTIONS, ae_name, ldm_recipe, load_pretrained
+from ldm_mini.zoo import PROGRESS_CAPTIONS, ae_name, ldm_recipe, load_pretrained
 from ldm_mini.train import EMA
 
 from .common import compare, save
@@ -50,8 +50,8 @@ def build(f: int) -> LatentDiffusion:
 
 
 class TrainStep:
-    """One optimiser step exactly as train.train_ldm takes it, on a fixed cache of latents.
-    (foreach=False: the per-parameter AdamW that train_ldm used before; see speed_options.)"""
+    """One optimiser step exactly as train.train_diffusion takes it, on a fixed cache of latents.
+    (foreach=False: the per-parameter AdamW that train_diffusion used before; see speed_options.)"""
 
     def __init__(self, ldm: LatentDiffusion, batch: int = TRAIN_BATCH, seed: int = 0, foreach: bool = True):
         g = torch.Generator().manual_seed(seed)

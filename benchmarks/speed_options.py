@@ -1,7 +1,7 @@
 """Speed options, before/after on the f = 4 LDM (the shipped recipe), all in one process, interleaved.
 
 Training step at batch 64:      fp32 (the default, AdamW(foreach=True)) | channels_last memory format | bf16 autocast |
-                                AdamW looping over the parameters (torch's CPU default, what train_ldm used before it passed foreach=True)
+                                AdamW looping over the parameters (torch's CPU default, what train_diffusion used before it passed foreach=True)
 DDIM-50 sampling with guidance: torch.no_grad (the default) | torch.inference_mode | bf16 autocast
 bf16 needs a CPU with bf16 instructions (AVX-512 BF16 / AMX) to pay off; elsewhere it can be slower,
 which is why it is a measured option and not a default.

@@ -19,7 +19,7 @@ import torch
 
 from ldm_mini.config import QUICK, seed_everything
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.pretrained import ldm_recipe
+from ldm_mini.zoo import ldm_recipe
 from ldm_mini.sampling import ddim_sample, ddim_timesteps
 from ldm_mini.unet import UNet
 

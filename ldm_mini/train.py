@@ -1,4 +1,4 @@
-"""Training loops: the autoencoder (stage 1) and the latent diffusion model (stage 2).
+"""Training loops: the autoencoder (stage 1) and every diffusion model (stage 2, ``train_diffusion``).
 
 Both share one loop, ``run_training``, which does the chores a learner should never lose
 work to: a progress bar, a loss history, periodic checkpoints written atomically, resume
@@ -24,7 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .autoencoder import Autoencoder
 from .checkpoints import load_training_state, save_training_state
+from .data import to_model_range
+from .ldm import downsample
+from .losses import AutoencoderLoss, AutoencoderLossConfig
 
 
 @dataclass
@@ -137,13 +141,13 @@ def run_training(
 def sample_batch(images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """A random batch (with replacement) in [-1, 1]: b 3 h w."""
     index = torch.randint(len(images_uint8), (batch_size,), generator=generator)
-    return (images_uint8[index].to(device).float() / 127.5) - 1.0
+    return to_model_range(images_uint8[index].to(device))
 
 
 def train_autoencoder(
     ae_config,
     images_uint8: torch.Tensor,
-    cfg: TrainConfig = TrainConfig(),
+    cfg: TrainConfig | None = None,
     loss_config=None,
     feature_net: nn.Module | None = None,
     out_dir: str | Path | None = None,
@@ -158,9 +162,7 @@ def train_autoencoder(
     of our attribute classifier, since LPIPS weights cannot be downloaded) + a PatchGAN
     adversarial loss that starts after a warm-up, plus the small KL or VQ regulariser.
     """
-    from .autoencoder import Autoencoder
-    from .losses import AutoencoderLoss, AutoencoderLossConfig
-
+    cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
     device = torch.device(device)
     model = Autoencoder(ae_config).to(device)
@@ -204,57 +206,69 @@ def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 64, scaled: 
     device = next(ae.parameters()).device
     chunks = []
     for i in range(0, len(images_uint8), batch_size):
-        x = images_uint8[i : i + batch_size].to(device).float() / 127.5 - 1.0
+        x = to_model_range(images_uint8[i : i + batch_size].to(device))
         chunks.append(ae.encode_latent(x).cpu())
     z = torch.cat(chunks)
     return z * ae.scale_factor.cpu() if scaled else z
 
 
-# ---------------------------------------------------------------- stage 2: latent diffusion
+# ---------------------------------------------------------------- stage 2: diffusion (every diffusion model)
 
 
-def train_ldm(
-    ldm,
-    latents: torch.Tensor,
-    tokens: torch.Tensor,
-    cfg: TrainConfig = TrainConfig(lr=5e-4),
+def train_diffusion(
+    model,
+    targets: torch.Tensor,
+    conditions: torch.Tensor,
+    train_config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
     max_grad_norm: float = 1.0,
 ):
-    """Train eps_theta and tau_theta of ``ldm`` on cached latents z_0 (n c h w) and caption
-    tokens (n L). The autoencoder stays frozen. Returns (ldm with EMA weights, history).
+    """Train the trainable parts of a diffusion model (``model.trainable()``: eps_theta, and
+    tau_theta for text) on targets z_0 (n c h w) and their conditioning y (n ...), pair by pair.
+    The autoencoder stays frozen. Returns (model with EMA weights, history).
 
-    Gradients are clipped to ``max_grad_norm``: a few noisy batches at high t can otherwise
-    kick a small model far off course early in training.
+    - ``LatentDiffusion``: targets = the latent cache (or pixels in [-1, 1]), y = caption tokens (n L);
+    - ``SuperResDiffusion``: targets = the latent cache or uint8 pixels (converted per batch),
+      y = the low-resolution images (n 3 s s); see ``sr_training_data``.
+
+    One loop, optimiser, EMA and gradient clipping for every model, so models compared in a lesson
+    differ only in what they are. Gradients are clipped to ``max_grad_norm``: a few noisy batches
+    at high t can otherwise kick a small model far off course early in training.
 
     Under torchrun (see ldm_mini.distributed) the same call trains with DistributedDataParallel:
-    each rank takes its share of the batch of cfg.batch_size, gradients are averaged across ranks,
-    and only rank 0 writes checkpoints; the logged loss is rank 0's share."""
-    torch.manual_seed(cfg.seed)
-    device = ldm.device
-    trainable = nn.ModuleDict({"unet": ldm.unet, "text_encoder": ldm.text_encoder})
-    loss_fn, world = ldm.loss, distributed.world_size()
+    each rank takes its share of the batch of train_config.batch_size, gradients are averaged across
+    ranks, and only rank 0 writes checkpoints; the logged loss is rank 0's share."""
+    train_config = train_config or TrainConfig(lr=5e-4)
+    if len(targets) != len(conditions):
+        raise ValueError(f"targets ({len(targets)}) and conditions ({len(conditions)}) must pair up one to one")
+    torch.manual_seed(train_config.seed)
+    device = model.device
+    trainable = model.trainable()
+    loss_fn, world = model.loss, distributed.world_size()
     if world > 1:
-        if cfg.batch_size % world:
-            raise ValueError(f"batch_size {cfg.batch_size} must split evenly over {world} processes")
+        if train_config.batch_size % world:
+            raise ValueError(f"batch_size {train_config.batch_size} must split evenly over {world} processes")
         # DDP copies rank 0's weights to every rank, and hooks the gradient all-reduce onto a
         # module's forward: give it one that returns the loss
-        loss_fn = nn.parallel.DistributedDataParallel(_LossModule(ldm))
-    ema = EMA(trainable, cfg.ema_decay)
+        loss_fn = nn.parallel.DistributedDataParallel(_LossModule(model))
+    ema = EMA(trainable, train_config.ema_decay)
     # foreach=True: one call updates all parameters instead of a Python loop over them (torch's default on
     # GPUs); the same weights bit for bit (tests/test_speed.py). On this CPU the step time is the same
     # within noise (benchmarks/speed_options: x0.99 and x1.06 in two runs)
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=0.0, foreach=True)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=train_config.lr, weight_decay=0.0, foreach=True)
 
     def step_fn(step: int, generator: torch.Generator) -> dict:
-        index = torch.randint(len(latents), (cfg.batch_size,), generator=generator)
+        index = torch.randint(len(targets), (train_config.batch_size,), generator=generator)
         g = generator
         if world > 1:  # this rank's share of the batch, and its own noise
             index, g = index[distributed.rank() :: world], distributed.rank_generator(generator)
-        loss = loss_fn(latents[index].to(device), tokens[index].to(device), g)
+        z0 = targets[index].to(device)
+        if z0.dtype == torch.uint8:  # pixel targets kept as uint8: -> [-1, 1] per batch
+            z0 = to_model_range(z0)
+        loss = loss_fn(z0, conditions[index].to(device), g)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(trainable.parameters(), max_grad_norm)
@@ -262,21 +276,34 @@ def train_ldm(
         ema.update(trainable)
         return {"loss": loss.item()}
 
-    ldm.train()
-    history = run_training(step_fn, cfg, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=f"LDM f={ldm.config.f}", stop_after=stop_after, on_step=on_step)
+    model.train()
+    history = run_training(step_fn, train_config, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=model.description(), stop_after=stop_after, on_step=on_step)
     trainable.load_state_dict(ema.model.state_dict())  # sample with the smoother EMA weights
-    ldm.eval()
-    return ldm, history
+    model.eval()
+    return model, history
 
 
 class _LossModule(nn.Module):
-    """forward(z0, tokens, generator) = ldm.loss(...), over the trainable parts only (eps_theta, tau_theta):
+    """forward(z0, y, generator) = model.loss(...), over the trainable parts only (eps_theta, tau_theta):
     what DistributedDataParallel wraps. The frozen autoencoder is left out (nothing to synchronise)."""
 
-    def __init__(self, ldm):
+    def __init__(self, model):
         super().__init__()
-        self.unet, self.text_encoder = ldm.unet, ldm.text_encoder
-        self._loss = ldm.loss  # a bound method: keeps ldm out of this module's children
+        self.trainable = model.trainable()
+        self._loss = model.loss  # a bound method: keeps the model out of this module's children
 
-    def forward(self, z0: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self._loss(z0, tokens, generator)
+    def forward(self, z0: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self._loss(z0, y, generator)
+
+
+def sr_training_data(model, images_uint8: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, y) for training a ``SuperResDiffusion``: y = downsample(x) in [-1, 1] (n 3 s s), and the targets
+
+    - LDM-SR: the latent cache z_0 = scale * E(x) (n 4 h w), encoded once (why LDMs train cheaply);
+    - pixel SR: the images themselves, kept as uint8 (n 3 H W) and converted per batch."""
+    H = model.config.image_size
+    if images_uint8.ndim != 4 or images_uint8.shape[1:] != (3, H, H):
+        raise ValueError(f"images must be (n, 3, {H}, {H}) uint8, got {tuple(images_uint8.shape)}")
+    y_low = torch.cat([downsample(to_model_range(images_uint8[i : i + 1000]), model.config.factor) for i in range(0, len(images_uint8), 1000)])
+    targets = images_uint8 if model.autoencoder is None else encode_images(model.autoencoder, images_uint8, batch_size)
+    return targets, y_low

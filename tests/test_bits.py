@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.experiments.bits import (
+from ldm_mini.eval.bound import (
     bits_spent, discretized_gaussian_nll, evaluate_bound, nats_to_bits_per_dim, normal_kl, prior_kl,
-    respaced, split_point, step_terms,
+    respaced, step_terms,
 )
-from ldm_mini.widgets import bits_view
+from ldm_mini.experiments.bits import split_point
+from ldm_mini.lessons.widgets import bits_view
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +205,7 @@ def test_shipped_pixel_model_is_a_sensible_likelihood_model():
     from ldm_mini import load_pretrained
     from ldm_mini.checkpoints import CHECKPOINT_DIR, read_manifest
     from ldm_mini.data import images_uint8, load_shapes, to_model_range
-    from ldm_mini.experiments.bits import unconditional_eps
+    from ldm_mini.eval.bound import unconditional_eps
 
     if "shapes-pixel" not in read_manifest():
         pytest.skip("shapes-pixel not built: python -m ldm_mini pretrained --only shapes-pixel")

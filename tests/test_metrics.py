@@ -7,7 +7,7 @@ import torch
 
 from ldm_mini import data
 from ldm_mini.data import ATTRIBUTE_VALUES, build_shapes, parse_caption
-from ldm_mini.metrics import (
+from ldm_mini.eval import (
     PSNR_MAX,
     AttributeClassifier,
     AttributeClassifierConfig,

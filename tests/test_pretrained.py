@@ -8,7 +8,7 @@ import torch
 
 from ldm_mini import checkpoints as ck
 from ldm_mini.config import Profile
-from ldm_mini.pretrained import build_all, load_pretrained
+from ldm_mini.zoo import build_all, load_pretrained
 
 TOY = Profile(name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=2, ldm_steps=2, batch_size=8, n_samples_eval=4)
 

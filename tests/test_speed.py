@@ -21,7 +21,7 @@ def _train(foreach: bool) -> list[torch.Tensor]:
 
 
 def test_adamw_foreach_gives_the_same_weights_as_the_per_parameter_loop():
-    # train_ldm uses AdamW(foreach=True) for speed; the weights must be bit-for-bit those of the default loop
+    # train_diffusion uses AdamW(foreach=True) for speed; the weights must be bit-for-bit those of the default loop
     for a, b in zip(_train(False), _train(True)):
         assert torch.equal(a, b)
 
@@ -42,7 +42,7 @@ def test_train_ldm_uses_foreach_adamw(monkeypatch):
     unet = UNetConfig(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=16)
     ldm = LatentDiffusion(LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8))
     try:
-        train.train_ldm(ldm, torch.randn(4, 3, 8, 8), ldm.tokenizer(["a red circle"] * 4), train.TrainConfig(steps=1, batch_size=2, progress=False))
+        train.train_diffusion(ldm, torch.randn(4, 3, 8, 8), ldm.tokenizer(["a red circle"] * 4), train.TrainConfig(steps=1, batch_size=2, progress=False))
     except StopIteration:
         pass
     assert seen.get("foreach") is True

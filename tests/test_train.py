@@ -92,15 +92,15 @@ def _tiny_ldm():
 
 
 def test_ldm_training_resumes_exactly_and_learns(tmp_path):
-    from ldm_mini.train import train_ldm
+    from ldm_mini.train import train_diffusion
 
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(16, 2, 8, 8, generator=g)
     tokens = _tiny_ldm().tokens(["a red circle"] * 8 + ["a blue square above a red circle"] * 8)
     cfg = _cfg(steps=6)
-    full, h1 = train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "a")
-    train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", stop_after=4)
-    resumed, h2 = train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", resume=True)
+    full, h1 = train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "a")
+    train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", stop_after=4)
+    resumed, h2 = train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", resume=True)
     assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
     for (name, p), p2 in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, p2), name

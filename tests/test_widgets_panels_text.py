@@ -7,8 +7,8 @@ import re
 
 import torch
 
-import ldm_mini.widgets as widgets
-from ldm_mini.widgets import rate_panel, rate_view
+import ldm_mini.lessons.widgets as widgets
+from ldm_mini.lessons.widgets import rate_panel, rate_view
 
 
 def test_rate_panel_prints_the_views_numbers_and_reprints_on_a_move(monkeypatch, capsys):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.widgets import noising_view, sampling_view
+from ldm_mini.lessons.widgets import noising_view, sampling_view
 
 
 @pytest.fixture(scope="module")

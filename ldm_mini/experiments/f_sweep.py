@@ -31,13 +31,14 @@ from pathlib import Path
 import torch
 
 from ..config import Profile, seed_everything
-from ..data import images_uint8, load_shapes, to_model_range
+from ..data import images_uint8, load_shapes, save_images, to_model_range
+from ..eval.measures import frechet_distance
+from ..eval.prompts import prompt_accuracy
 from ..ldm import LatentDiffusion, LDMConfig
-from ..metrics import frechet_distance, prompt_accuracy
-from ..plotting import save_images
 from ..text import TextEncoderConfig
-from ..train import TrainConfig, encode_images, train_ldm
+from ..train import TrainConfig, encode_images, train_diffusion
 from ..unet import UNetConfig
+from ..zoo import CLASSIFIER, ae_name, load_pretrained
 from . import RESULTS_DIR, save_results
 
 NAME = "f_sweep"
@@ -87,8 +88,6 @@ def unet_config(f: int, image_size: int, latent_channels: int, model_channels: i
 def build_model(f: int, cfg: FSweepConfig, image_size: int = 32) -> LatentDiffusion:
     """A fresh text-to-image model at factor f: with the shipped autoencoder ae-kl-f{f} (frozen),
     or in pixel space for f = 1."""
-    from ..pretrained import ae_name, load_pretrained
-
     ae = None if f == 1 else load_pretrained(ae_name("kl", f))
     c = 3 if ae is None else ae.config.latent_channels
     config = LDMConfig(
@@ -153,7 +152,7 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
 
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.steps // 10), lr_min_ratio=0.1, ema_decay=0.99, seed=cfg.seed, progress=False)
     start = time.perf_counter()
-    ldm, _ = train_ldm(ldm, latents, tokens, train_cfg, on_step=on_step)
+    ldm, _ = train_diffusion(ldm, latents, tokens, train_cfg, on_step=on_step)
     train_seconds = time.perf_counter() - start - eval_seconds
     final = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
     curve.append({"step": cfg.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
@@ -172,8 +171,6 @@ def throughput_vs_quality(ldm: LatentDiffusion, cfg: FSweepConfig, classifier, t
 
 def run(profile: Profile, out_dir: Path = RESULTS_DIR, cfg: FSweepConfig | None = None, **overrides) -> dict:
     """The whole sweep; writes data/experiments/f_sweep.json and f_sweep_samples_f{f}.png."""
-    from ..pretrained import CLASSIFIER, load_pretrained
-
     cfg = replace(cfg or sweep_config(profile), **overrides)
     start = time.perf_counter()
     classifier = load_pretrained(CLASSIFIER)

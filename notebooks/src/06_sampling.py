@@ -32,9 +32,9 @@ import torch
 
 import ldm_mini
 from ldm_mini.config import get_profile, pick_device, seed_everything
-from ldm_mini.metrics import prompt_accuracy, psnr
-from ldm_mini.plotting import show_grid
-from ldm_mini.pretrained import evaluation_captions
+from ldm_mini.eval import prompt_accuracy, psnr
+from ldm_mini.lessons.plotting import show_grid
+from ldm_mini.eval import evaluation_captions
 from ldm_mini.sampling import ddim_invert, ddim_sample, ddim_sigmas, ddim_timesteps, slerp
 
 device = pick_device(DEVICE)
@@ -229,7 +229,7 @@ plt.show()
 
 # %%
 from ldm_mini.data import images_uint8, load_shapes
-from ldm_mini.metrics import frechet_distance
+from ldm_mini.eval import frechet_distance
 
 real_test = images_uint8(load_shapes(N_EVAL, "test", seed=SEED))  # the real images of `captions`
 
@@ -330,11 +330,11 @@ plt.show()
 # Move the sliders; each change generates the four captions again (under a second at S = 20 on a
 # 2-core CPU, measured in a browser). The line above the grid counts the UNet calls per image: S
 # with s = 0 or 1, 2 S otherwise. The panel's logic is
-# `ldm_mini.widgets.sampling_view`, tested in `tests/test_widgets_sampling.py`.
+# `ldm_mini.lessons.widgets.sampling_view`, tested in `tests/test_widgets_sampling.py`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import sampling_panel
+from ldm_mini.lessons.widgets import sampling_panel
 
 panel = sampling_panel(ldm, show_captions, steps=20, eta=0.0, guidance=3.0, seed=SEED)
 

@@ -8,11 +8,18 @@ moves. Headless runs (nbval, `make lessons`) draw each panel once with its defau
 
 from __future__ import annotations
 
+import time
+
+import ipywidgets as w
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
-from .metrics import psnr
-from .rate import bits_per_dim_dct, dct_truncate
+from ..data import to_image_range
+from ..eval.measures import psnr, psnr_per_image
+from ..experiments.bits import split_point
+from ..rate import bits_per_dim_dct, bits_per_dim_kl, bits_per_dim_vq, dct_truncate
+from .plotting import show_grid
 
 # ---------------------------------------------------------------- lesson 01: the rate slider
 
@@ -51,9 +58,6 @@ def draw_rate_view(image: torch.Tensor, view: dict, title: str = ""):
 
 def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     """A slider for the number of kept DCT frequencies and a picker for the image."""
-    import ipywidgets as w
-    from IPython.display import display
-
     names = list(images)
     size = images[names[0]].shape[-1]
     # Wide: k runs over 1..size (128 for the photo), and the interesting part is the first few tens.
@@ -71,12 +75,9 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     return live_panel([picker, slider], draw)
 
 
-def live_panel(controls: list, draw) -> "ipywidgets.VBox":
+def live_panel(controls: list, draw) -> w.VBox:
     """Show ``controls`` above an output area that ``draw()`` fills with a figure, and redraw
     it (replacing, not stacking, the figure) whenever any control's value changes."""
-    import ipywidgets as w
-    from IPython.display import display
-
     out = w.Output()
 
     def redraw(*_):
@@ -110,9 +111,6 @@ def autoencoder_view(ae, images: torch.Tensor) -> dict:
                                   VQ-reg: the upper bound h w log2(K) / (3 H W)
       f, reg, latent_shape        the model's f, regulariser and (c, h, w)
     """
-    from .data import to_image_range
-    from .metrics import psnr_per_image
-    from .rate import bits_per_dim_kl, bits_per_dim_vq
 
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch dimension with x[None]")
@@ -174,44 +172,12 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
     return fig
 
 
-class ModelCache:
-    """A mapping name -> model that loads each model once, on first use (``load(name)``).
-
-    ``names`` lists what may be asked for; loaded models stay in memory, so switching back
-    and forth in a panel is instant.
-    """
-
-    def __init__(self, names, load=None):
-        if load is None:
-            from .pretrained import load_pretrained as load
-        self.names, self.load, self.loaded = list(names), load, {}
-
-    def __contains__(self, name) -> bool:
-        return name in self.names
-
-    def __iter__(self):
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, name):
-        if name not in self.names:
-            raise KeyError(f"no model called {name!r}; available: {self.names}")
-        if name not in self.loaded:
-            self.loaded[name] = self.load(name)
-        return self.loaded[name]
-
-
 def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl"):
     """Pick f and the regulariser; see originals, reconstructions, error maps and latent channels.
 
     ``models`` maps names "ae-{reg}-f{f}" to autoencoders: a dict, or a ``ModelCache`` that
     loads on demand. Each (model, images) view is computed once and cached.
     """
-    import ipywidgets as w
-    from IPython.display import display
-
     def name(reg_: str, f_: int) -> str:
         return f"ae-{reg_}-f{f_}"
 
@@ -322,9 +288,6 @@ def draw_noising_view(x0: torch.Tensor, view: dict, schedule):
 
 def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int = 300, seed: int = 0):
     """A t slider (and a schedule picker) over ``noising_view``. ``schedules``: a NoiseSchedule or {name: schedule}."""
-    import ipywidgets as w
-    from IPython.display import display
-
     schedules = schedules if isinstance(schedules, dict) else {"schedule": schedules}
     names = list(schedules)
     T = schedules[names[0]].T
@@ -347,8 +310,6 @@ def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, g
     many times the UNet saw each image, counted by a forward hook. That is S with s = 0 or s = 1
     (one branch of eps = eps_u + s (eps_c - eps_u) suffices) and 2 S otherwise.
     """
-    import time
-
     captions = [captions] if isinstance(captions, str) else list(captions)
     rows = []
     hook = ldm.unet.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
@@ -364,11 +325,6 @@ def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, g
 
 def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4):
     """Sliders for DDIM steps S, eta and the guidance scale s, and a seed box, over ``sampling_view``."""
-    import ipywidgets as w
-    from IPython.display import display
-
-    from .plotting import show_grid
-
     style = {"description_width": "85px"}  # 70px cut "guidance s" to "guidanc..." in JupyterLab
     steps_w = w.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100, 200], value=steps, description="steps S", continuous_update=False, style=style)
     eta_w = w.FloatSlider(value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style)
@@ -402,8 +358,6 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
 def choice_panel(options: dict, description: str = "show"):
     """Buttons, one per key of ``options`` (name -> a function that draws a figure); the
     figure of the chosen one is drawn below and replaced when another is chosen."""
-    import ipywidgets as w
-
     if not options:
         raise ValueError("choice_panel needs at least one option")
     picker = w.ToggleButtons(options=list(options), value=next(iter(options)), description=description)
@@ -420,8 +374,6 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
     step above t), that as a share of the whole bound, the distortion there (RMSE, 0..255), and
     the region, "semantic" above the split of ``split_point`` and "perceptual" from it down.
     """
-    from .experiments.bits import split_point
-
     ts = torch.as_tensor(result["t"])
     T_max = int(ts.max())
     if not 0 <= int(t) <= T_max:
@@ -473,8 +425,6 @@ def draw_bits_view(result: dict, view: dict, image: int = 0):
 
 def bits_panel(result: dict, t: int | None = None, image: int = 0):
     """A t slider over the evaluated steps (and an image picker) over ``bits_view``."""
-    import ipywidgets as w
-
     steps = [int(v) for v in torch.as_tensor(result["t"]).flip(0)]  # T - 1 first: the order the reverse process runs
     t = steps[len(steps) // 2] if t is None else min(steps, key=lambda s: abs(s - t))
     slider = w.SelectionSlider(options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px"))

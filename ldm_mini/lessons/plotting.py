@@ -96,18 +96,6 @@ def pipeline_figure():
     return fig
 
 
-def save_images(images: torch.Tensor, path: str, ncols: int | None = None, scale: int = 4) -> None:
-    """Save float images in [0, 1] (b 3 h w) side by side as one PNG, enlarged ``scale`` times."""
-    from PIL import Image
-
-    x = (to_numpy_images(images) * 255).round().astype(np.uint8)  # b h w c
-    ncols = ncols or len(x)
-    nrows = int(np.ceil(len(x) / ncols))
-    pad = np.zeros((nrows * ncols - len(x), *x.shape[1:]), dtype=np.uint8)
-    grid = rearrange(np.concatenate([x, pad]), "(r c) h w ch -> (r h) (c w) ch", c=ncols)
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
-
-
 def show_word_maps(image: torch.Tensor, maps: dict, words: list[str], title: str):
     """Where each token is read (lessons 04 and 10): the image (3 h w in [0, 1]), then one panel
     per token and resolution, the token's cross-attention map (stretched to its own range; bright =
