@@ -35,7 +35,9 @@ def cmd_train_ae(args) -> None:
     profile = get_profile(args.profile)
     out = Path(args.out)
     classifier = load_pretrained(CLASSIFIER)
-    ae, record = fit_autoencoder(args.reg, args.f, profile, classifier, seed=args.seed, steps=args.steps, out_dir=out, resume=args.resume)
+    ae, record = fit_autoencoder(
+        args.reg, args.f, profile, classifier, seed=args.seed, steps=args.steps, out_dir=out, resume=args.resume
+    )
     save_model(ae, out / "model.safetensors")
     print(json.dumps({k: round(v, 4) for k, v in record["metrics"].items() if k != "scale_factor"}, indent=1))
     print(f"saved {out / 'model.safetensors'}")
@@ -101,7 +103,9 @@ def cmd_experiment(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ldm-mini", description="Latent diffusion, small: data, training, sampling and evaluation.")
+    parser = argparse.ArgumentParser(
+        prog="ldm-mini", description="Latent diffusion, small: data, training, sampling and evaluation."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("data", help="draw the captioned shapes and cache them in data/cache/")
@@ -156,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, help="names, e.g. attribute-classifier ae-kl-f4")
     p.set_defaults(func=cmd_pretrained)
 
-    p = sub.add_parser("experiment", help="run one of the paper's experiments (lessons 07-10); writes data/experiments/NAME.json")
+    p = sub.add_parser(
+        "experiment", help="run one of the paper's experiments (lessons 07-10); writes data/experiments/NAME.json"
+    )
     p.add_argument("name", choices=EXPERIMENTS)
     p.add_argument("--profile", choices=("quick", "full"), default=None)
     p.add_argument("--out", default=None, help="results folder (default data/experiments/)")

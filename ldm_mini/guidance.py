@@ -124,14 +124,25 @@ class AttentionGuidance:
             raise ValueError("need scale >= 0, guided_steps >= 0 and iterations >= 1")
 
 
-def guidance_step(unet, z_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, pairs, config: AttentionGuidance) -> tuple[torch.Tensor, torch.Tensor]:
+def guidance_step(
+    unet,
+    z_t: torch.Tensor,
+    t: torch.Tensor,
+    context: torch.Tensor,
+    mask: torch.Tensor,
+    pairs,
+    config: AttentionGuidance,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One gradient step on z_t (b c h w) against the attention loss. Returns (new z_t, loss (b,))
     with the loss measured before the step."""
     z = z_t.detach().requires_grad_(True)
     with torch.enable_grad(), capture_attention(unet, config.resolution) as found:
         unet(z, t, context, context_mask=mask)
         if not found:
-            raise ValueError(f"the UNet has no cross-attention at {config.resolution}x{config.resolution}; pick a resolution it attends at")
+            raise ValueError(
+                f"the UNet has no cross-attention at {config.resolution}x{config.resolution}; pick a resolution "
+                    f"it attends at"
+            )
         loss = LOSSES[config.loss](torch.stack(found).mean(0), pairs)  # mean over the layers
         (grad,) = torch.autograd.grad(loss.sum(), z)
     rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)[:, None, None, None]
@@ -139,12 +150,23 @@ def guidance_step(unet, z_t: torch.Tensor, t: torch.Tensor, context: torch.Tenso
 
 
 @torch.no_grad()
-def guided_sample_latents(ldm: LatentDiffusion, captions: list[str], config: AttentionGuidance | None = None, steps: int = 50, guidance: float = 3.0, seed: int = 0, trace: list | None = None) -> torch.Tensor:
+def guided_sample_latents(
+    ldm: LatentDiffusion,
+    captions: list[str],
+    config: AttentionGuidance | None = None,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    trace: list | None = None,
+) -> torch.Tensor:
     """DDIM (eta = 0) with classifier-free guidance, exactly as ``ldm.sample_latents`` (same seeded
     z_T), plus attention guidance on z_t in the first steps. ``config=None`` or ``scale=0`` gives
     the unguided sampler's result. ``trace`` (a list) receives the mean loss at each guided step."""
     if ldm.config.text.pooled and config is not None and config.scale > 0:
-        raise ValueError("attention guidance needs per-token context: a pooled text encoder gives the UNet one token, nothing to separate")
+        raise ValueError(
+            "attention guidance needs per-token context: a pooled text encoder gives the UNet one token, "
+                "nothing to separate"
+        )
     guide = None
     if config is not None and config.scale > 0:
         pairs = [object_token_indices(ldm.tokenizer, c) for c in captions]
@@ -160,7 +182,15 @@ def guided_sample_latents(ldm: LatentDiffusion, captions: list[str], config: Att
     return ldm.sample_latents(captions, steps=steps, guidance=guidance, eta=0.0, seed=seed, guide=guide)
 
 
-def generate(ldm: LatentDiffusion, captions: list[str], config: AttentionGuidance | None = None, steps: int = 50, guidance: float = 3.0, seed: int = 0, batch_size: int = 100) -> torch.Tensor:
+def generate(
+    ldm: LatentDiffusion,
+    captions: list[str],
+    config: AttentionGuidance | None = None,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> torch.Tensor:
     """Images (b 3 H W in [0, 1]) for the captions, with optional attention guidance; batches of
     ``batch_size`` captions get seeds seed, seed + batch_size, ... (as ``pretrained.evaluate_ldm``)."""
     ldm.eval()

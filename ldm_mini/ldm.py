@@ -67,7 +67,10 @@ class DiffusionConfig:
     def __post_init__(self):
         c = self.latent_channels
         if self.unet.in_channels != c or self.unet.out_channels != c:
-            raise ValueError(f"the UNet must take and return the latent's {c} channels; set UNetConfig(in_channels={c}, out_channels={c})")
+            raise ValueError(
+                f"the UNet must take and return the latent's {c} channels; set UNetConfig(in_channels={c}, "
+                    f"out_channels={c})"
+            )
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
         if self.parameterization not in ("eps", "v"):
@@ -95,7 +98,9 @@ class LDMConfig(DiffusionConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.unet.context_dim != self.text.dim:
-            raise ValueError(f"UNet context_dim {self.unet.context_dim} must equal the text encoder's dim {self.text.dim}")
+            raise ValueError(
+                f"UNet context_dim {self.unet.context_dim} must equal the text encoder's dim {self.text.dim}"
+            )
 
 
 def sr_unet_config(latent_channels: int, model_channels: int = 32) -> UNetConfig:
@@ -104,20 +109,35 @@ def sr_unet_config(latent_channels: int, model_channels: int = 32) -> UNetConfig
     Small on purpose (0.82M parameters at 32 channels): both shipped SR models together must
     fit in 3.5 MB at fp16. channel_mult (1, 1, 2) keeps the width low at full resolution; the
     middle block still has one self-attention layer."""
-    return UNetConfig(in_channels=latent_channels, out_channels=latent_channels, model_channels=model_channels, channel_mult=(1, 1, 2), attention_levels=(), num_heads=4, use_context=False, concat_channels=3)
+    return UNetConfig(
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        model_channels=model_channels,
+        channel_mult=(1, 1, 2),
+        attention_levels=(),
+        num_heads=4,
+        use_context=False,
+        concat_channels=3,
+    )
 
 
 @dataclass
 class SRConfig(DiffusionConfig):
-    unet: UNetConfig = field(default_factory=lambda: sr_unet_config(4))  # eps_theta; in_channels = latent c, concat_channels = 3
+    # eps_theta; in_channels = latent c, concat_channels = 3
+    unet: UNetConfig = field(default_factory=lambda: sr_unet_config(4))
     factor: int = FACTOR  # upscaling factor: y is image_size / factor on a side
 
     def __post_init__(self):
         super().__post_init__()
         if self.unet.concat_channels != 3:
-            raise ValueError(f"the UNet must take the 3 channels of the low-resolution image as concat_channels, got {self.unet.concat_channels}")
+            raise ValueError(
+                f"the UNet must take the 3 channels of the low-resolution image as concat_channels, got "
+                    f"{self.unet.concat_channels}"
+            )
         if self.unet.use_context:
-            raise ValueError("super-resolution is conditioned by concatenation only: build the UNet with use_context=False")
+            raise ValueError(
+                "super-resolution is conditioned by concatenation only: build the UNet with use_context=False"
+            )
         _check_size(self.image_size, self.image_size, self.factor, "image_size")
         if self.autoencoder is not None:
             _check_size(self.image_size, self.image_size, self.autoencoder.f, "image_size")
@@ -134,7 +154,10 @@ def _check_size(h: int, w: int, factor: int, what: str) -> None:
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
     if h % factor or w % factor:
-        raise ValueError(f"{what} size {h}x{w} is not divisible by the factor {factor}: crop or pad it to a multiple of {factor} first (e.g. {h - h % factor}x{w - w % factor})")
+        raise ValueError(
+            f"{what} size {h}x{w} is not divisible by the factor {factor}: crop or pad it to a multiple of "
+                f"{factor} first (e.g. {h - h % factor}x{w - w % factor})"
+        )
 
 
 def downsample(hr: torch.Tensor, factor: int = FACTOR, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
@@ -150,7 +173,9 @@ def downsample(hr: torch.Tensor, factor: int = FACTOR, value_range: tuple[float,
     return y_low.clamp(*value_range)
 
 
-def bicubic_upsample(y_low: torch.Tensor, factor: int = FACTOR, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+def bicubic_upsample(
+    y_low: torch.Tensor, factor: int = FACTOR, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> torch.Tensor:
     """The classic baseline: bicubic interpolation (b 3 h w) -> (b 3 f*h f*w), clamped to ``value_range``.
 
     (Anti-aliasing only matters when shrinking, so upsampling does without it.)"""
@@ -227,7 +252,18 @@ class DiffusionModel(nn.Module):
         return self.autoencoder.decode(z / self.autoencoder.scale_factor).clamp(-1, 1)
 
     @torch.no_grad()
-    def _sample(self, eps_model, batch: int, steps: int, eta: float, seed: int, sampler: str = "ddim", x_T: torch.Tensor | None = None, callback=None, guide=None) -> torch.Tensor:
+    def _sample(
+        self,
+        eps_model,
+        batch: int,
+        steps: int,
+        eta: float,
+        seed: int,
+        sampler: str = "ddim",
+        x_T: torch.Tensor | None = None,
+        callback=None,
+        guide=None,
+    ) -> torch.Tensor:
         """z_0 from z_T ~ N(0, I) (seeded) through the reverse process of ``eps_model(z_t, t)``."""
         generator = torch.Generator().manual_seed(seed)
         if x_T is None:
@@ -235,7 +271,9 @@ class DiffusionModel(nn.Module):
         x_T = x_T.to(self.device)
         if sampler == "ddpm":
             return ddpm_sample(eps_model, x_T, self.schedule, generator=generator, callback=callback)
-        return ddim_sample(eps_model, x_T, self.schedule, steps=steps, eta=eta, generator=generator, callback=callback, guide=guide)
+        return ddim_sample(
+            eps_model, x_T, self.schedule, steps=steps, eta=eta, generator=generator, callback=callback, guide=guide
+        )
 
     def decode_to_images(self, z0: torch.Tensor) -> torch.Tensor:
         """z_0 -> images in [0, 1] (b 3 H W) on the CPU."""
@@ -278,7 +316,9 @@ class LatentDiffusion(DiffusionModel):
         empty = self.tokenizer([""]).to(tokens.device)
         tokens = torch.where(drop[:, None], empty, tokens)  # ~10% unconditional, for guidance
         context, mask = self.context(tokens)
-        return diffusion_loss(self.unet, z0, self.schedule, context, self.config.parameterization, generator, context_mask=mask)
+        return diffusion_loss(
+            self.unet, z0, self.schedule, context, self.config.parameterization, generator, context_mask=mask
+        )
 
     # --------------------------------------------------------- sampling
 
@@ -290,10 +330,28 @@ class LatentDiffusion(DiffusionModel):
         def eps_unet(x, t, c, context_mask=None):
             return self.to_eps(x, t, self.unet(x, t, c, context_mask=context_mask))
 
-        return cfg_model(self.unet if self.config.parameterization == "eps" else eps_unet, context, uncond, guidance, mask, uncond_mask)
+        return cfg_model(
+            self.unet if self.config.parameterization == "eps" else eps_unet,
+            context,
+            uncond,
+            guidance,
+            mask,
+            uncond_mask,
+        )
 
     @torch.no_grad()
-    def sample_latents(self, captions: list[str], steps: int = 50, guidance: float = 3.0, eta: float = 0.0, seed: int = 0, sampler: str = "ddim", x_T: torch.Tensor | None = None, callback=None, guide=None) -> torch.Tensor:
+    def sample_latents(
+        self,
+        captions: list[str],
+        steps: int = 50,
+        guidance: float = 3.0,
+        eta: float = 0.0,
+        seed: int = 0,
+        sampler: str = "ddim",
+        x_T: torch.Tensor | None = None,
+        callback=None,
+        guide=None,
+    ) -> torch.Tensor:
         """z_0 for each caption: start from z_T ~ N(0, I) (seeded) and run the reverse process.
         ``guide(i, t, z_t) -> z_t`` (DDIM only) may change z_t before each step (``guidance.py``)."""
         if len(captions) == 0:
@@ -303,7 +361,15 @@ class LatentDiffusion(DiffusionModel):
         return self._sample(eps_model, len(captions), steps, eta, seed, sampler, x_T, callback, guide)
 
     @torch.no_grad()
-    def generate(self, captions: list[str] | str, steps: int = 50, guidance: float = 3.0, eta: float = 0.0, seed: int = 0, sampler: str = "ddim") -> torch.Tensor:
+    def generate(
+        self,
+        captions: list[str] | str,
+        steps: int = 50,
+        guidance: float = 3.0,
+        eta: float = 0.0,
+        seed: int = 0,
+        sampler: str = "ddim",
+    ) -> torch.Tensor:
         """Images for the captions: float (b, 3, H, W) in [0, 1], on the CPU."""
         if isinstance(captions, str):
             captions = [captions]
@@ -333,7 +399,11 @@ class SuperResDiffusion(DiffusionModel):
         Pixel SR (f = 1): h = H, so y is first upsampled by bicubic interpolation (as SR3 does)."""
         s = self.config.low_res_size
         if y_low.ndim != 4 or y_low.shape[1:] != (3, s, s):
-            raise ValueError(f"the low-resolution images must be (b, 3, {s}, {s}) for {self.config.image_size}x{self.config.image_size} outputs at x{self.config.factor}, got {tuple(y_low.shape)}; downsample the high-resolution images with ldm.downsample first")
+            raise ValueError(
+                f"the low-resolution images must be (b, 3, {s}, {s}) for "
+                    f"{self.config.image_size}x{self.config.image_size} outputs at x{self.config.factor}, got "
+                        f"{tuple(y_low.shape)}; downsample the high-resolution images with ldm.downsample first"
+            )
         _, h, w = self.latent_shape
         y_low = y_low.to(self.device, torch.float32)
         if (h, w) == (s, s):
@@ -348,10 +418,20 @@ class SuperResDiffusion(DiffusionModel):
 
     def loss(self, z0: torch.Tensor, y_low: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising loss on targets z_0 (b c h w: scaled latents, or pixels in [-1, 1]) and y (b 3 s s)."""
-        return diffusion_loss(self.unet, z0, self.schedule, None, self.config.parameterization, generator, concat=self.condition(y_low))
+        return diffusion_loss(
+            self.unet, z0, self.schedule, None, self.config.parameterization, generator, concat=self.condition(y_low)
+        )
 
     @torch.no_grad()
-    def sample_latents(self, y_low: torch.Tensor, steps: int = 50, eta: float = 0.0, seed: int = 0, x_T: torch.Tensor | None = None, callback=None) -> torch.Tensor:
+    def sample_latents(
+        self,
+        y_low: torch.Tensor,
+        steps: int = 50,
+        eta: float = 0.0,
+        seed: int = 0,
+        x_T: torch.Tensor | None = None,
+        callback=None,
+    ) -> torch.Tensor:
         """z_0 for each y: z_T ~ N(0, I) (seeded), then DDIM with y concatenated at every step."""
         check_sampling_args(steps, self.config.T, eta)
         cond = self.condition(y_low)

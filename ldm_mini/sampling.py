@@ -236,14 +236,18 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- helpers
-def check_sampling_args(steps: int, T: int, eta: float = 0.0, guidance: float | None = None, sampler: str = "ddim") -> None:
+def check_sampling_args(
+    steps: int, T: int, eta: float = 0.0, guidance: float | None = None, sampler: str = "ddim"
+) -> None:
     """One place for the checks every sampler entry point makes, with errors that say the fix."""
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
     if not 1 <= steps <= T:
         raise ValueError(f"steps={steps}: DDIM takes between 1 and T={T} steps (the model was trained with T={T})")
     if guidance is not None and guidance < 0:
-        raise ValueError(f"guidance={guidance} must be >= 0 (0: unconditional, 1: conditional, > 1: guided; 3 is a good start)")
+        raise ValueError(
+            f"guidance={guidance} must be >= 0 (0: unconditional, 1: conditional, > 1: guided; 3 is a good start)"
+        )
     if not 0 <= eta <= 1:
         raise ValueError(f"eta={eta} must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)")
 

@@ -113,20 +113,42 @@ def run_training(
 
     def save(step: int) -> None:
         if state_path is not None and distributed.is_main():  # one writer when several processes train
-            save_training_state(state_path, modules=modules, optimizers=optimizers, step=step, generator=generator, extra={"history": history, "seconds": elapsed()})
+            save_training_state(
+                state_path,
+                modules=modules,
+                optimizers=optimizers,
+                step=step,
+                generator=generator,
+                extra={"history": history, "seconds": elapsed()},
+            )
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(start, end), desc=description, disable=not cfg.progress or not distributed.is_main(), initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start, end),
+        desc=description,
+        disable=not cfg.progress or not distributed.is_main(),
+        initial=start,
+        total=cfg.steps,
+    )
     for step in bar:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
         logs = step_fn(step, generator)
         if not math.isfinite(logs["loss"]):
-            where = f"the last good checkpoint is {state_path}" if state_path and state_path.exists() else "no checkpoint was written"
-            raise TrainingDiverged(f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) and resume.")
+            where = (
+                f"the last good checkpoint is {state_path}"
+                if state_path and state_path.exists()
+                else "no checkpoint was written"
+            )
+            raise TrainingDiverged(
+                f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) "
+                    f"and resume."
+            )
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            history.append({"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}})
+            history.append(
+                {"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}}
+            )
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         if on_step is not None:
             on_step(step + 1)
@@ -138,7 +160,9 @@ def run_training(
 # ---------------------------------------------------------------- stage 1: the autoencoder
 
 
-def sample_batch(images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def sample_batch(
+    images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """A random batch (with replacement) in [-1, 1]: b 3 h w."""
     index = torch.randint(len(images_uint8), (batch_size,), generator=generator)
     return to_model_range(images_uint8[index].to(device))
@@ -277,7 +301,17 @@ def train_diffusion(
         return {"loss": loss.item()}
 
     model.train()
-    history = run_training(step_fn, train_config, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=model.description(), stop_after=stop_after, on_step=on_step)
+    history = run_training(
+        step_fn,
+        train_config,
+        modules={"trainable": trainable, "ema": ema},
+        optimizers={"opt": optimizer},
+        out_dir=out_dir,
+        resume=resume,
+        description=model.description(),
+        stop_after=stop_after,
+        on_step=on_step,
+    )
     trainable.load_state_dict(ema.model.state_dict())  # sample with the smoother EMA weights
     model.eval()
     return model, history
@@ -304,6 +338,11 @@ def sr_training_data(model, images_uint8: torch.Tensor, batch_size: int = 64) ->
     H = model.config.image_size
     if images_uint8.ndim != 4 or images_uint8.shape[1:] != (3, H, H):
         raise ValueError(f"images must be (n, 3, {H}, {H}) uint8, got {tuple(images_uint8.shape)}")
-    y_low = torch.cat([downsample(to_model_range(images_uint8[i : i + 1000]), model.config.factor) for i in range(0, len(images_uint8), 1000)])
+    y_low = torch.cat(
+        [
+            downsample(to_model_range(images_uint8[i : i + 1000]), model.config.factor)
+            for i in range(0, len(images_uint8), 1000)
+        ]
+    )
     targets = images_uint8 if model.autoencoder is None else encode_images(model.autoencoder, images_uint8, batch_size)
     return targets, y_low

@@ -36,14 +36,17 @@ class UNetConfig:
     in_channels: int = 4                        # c of the latent z (3 for a pixel-space model, f = 1)
     out_channels: int = 4                       # eps has the shape of z_t
     model_channels: int = 64                    # width of level 0; level i has model_channels * channel_mult[i]
-    channel_mult: tuple[int, ...] = (1, 2, 2)   # one entry per resolution: len - 1 halvings (use (1, 2) for 2x2 latents)
+    # one entry per resolution: len - 1 halvings (use (1, 2) for 2x2 latents)
+    channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1                     # ResBlocks per level going down (going up has one more)
-    attention_levels: tuple[int, ...] = (1, 2)  # levels (0 = full resolution) with a SpatialTransformer; the middle always has one
+    # levels (0 = full resolution) with a SpatialTransformer; the middle always has one
+    attention_levels: tuple[int, ...] = (1, 2)
     num_heads: int = 4                          # attention heads; head dim = level width / num_heads
     transformer_depth: int = 1                  # BasicTransformerBlocks per SpatialTransformer
     context_dim: int = 64                       # width of the tokens tau_theta(y)
     use_context: bool = True                    # False: no cross-attention (unconditional / concat-only model)
-    concat_channels: int = 0                    # extra input channels concatenated to z_t (super-resolution: the low-res image)
+    # extra input channels concatenated to z_t (super-resolution: the low-res image)
+    concat_channels: int = 0
     dropout: float = 0.0                        # in ResBlocks and transformer blocks
 
     def __post_init__(self):
@@ -54,7 +57,9 @@ class UNetConfig:
             raise ValueError("channel_mult needs at least one level, e.g. (1, 2, 2)")
         bad = [lvl for lvl in self.attention_levels if not 0 <= lvl < n]
         if bad:
-            raise ValueError(f"attention_levels {bad} out of range: channel_mult={self.channel_mult} has levels 0..{n - 1}")
+            raise ValueError(
+                f"attention_levels {bad} out of range: channel_mult={self.channel_mult} has levels 0..{n - 1}"
+            )
         for lvl in (*self.attention_levels, n - 1):    # the middle block runs at the last level's width
             width = self.model_channels * self.channel_mult[lvl]
             if width % self.num_heads:
@@ -86,7 +91,9 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, temb_dim: int, dropout: float = 0.0):
         super().__init__()
-        self.in_layers = nn.Sequential(unet_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            unet_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(temb_dim, out_channels))
         self.out_layers = nn.Sequential(unet_norm(out_channels), nn.SiLU(), nn.Dropout(dropout),
                                         zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)))
@@ -147,7 +154,9 @@ class CrossAttention(nn.Module):
         """softmax(Q K^T / sqrt(d)) WITH gradients (what ``record`` keeps, detached): x (b n d),
         context (b m d_ctx), mask (b m) -> (b, heads, n, m). Attention guidance steers z_t with it."""
         context = x if context is None else context
-        q, k = (rearrange(p, "b n (heads d) -> b heads n d", heads=self.heads) for p in (self.to_q(x), self.to_k(context)))
+        q, k = (
+            rearrange(p, "b n (heads d) -> b heads n d", heads=self.heads) for p in (self.to_q(x), self.to_k(context))
+        )
         return _softmax_attention(q, k, None if mask is None else mask.bool()[:, None, None, :])
 
 

@@ -20,8 +20,18 @@ def main(out: Path) -> None:
     distributed.setup()
     r = distributed.rank()
     torch.manual_seed(100 + r)  # different initial weights on purpose: DDP must copy rank 0's to all
-    unet = UNetConfig(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=16)
-    ldm = LatentDiffusion(LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8))
+    unet = UNetConfig(
+        in_channels=3,
+        out_channels=3,
+        model_channels=8,
+        channel_mult=(1, 2),
+        attention_levels=(1,),
+        num_heads=2,
+        context_dim=16,
+    )
+    ldm = LatentDiffusion(
+        LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8)
+    )
     g = torch.Generator().manual_seed(0)  # the same data on every rank, as loading a dataset gives
     latents = torch.randn(32, 3, 8, 8, generator=g)
     tokens = ldm.tokenizer(["a red circle", "a blue square", "a green triangle", ""] * 8)

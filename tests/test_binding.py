@@ -12,7 +12,15 @@ from ldm_mini.text import TextEncoderConfig, Tokenizer
 from ldm_mini.unet import UNetConfig
 
 AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
-UNET = UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8)
+UNET = UNetConfig(
+    in_channels=2,
+    out_channels=2,
+    model_channels=8,
+    channel_mult=(1, 2),
+    attention_levels=(1,),
+    num_heads=2,
+    context_dim=8,
+)
 
 
 def _ldm(pooled=False):
@@ -27,7 +35,16 @@ def _ldm(pooled=False):
 
 def seen(c1, s1, c2="none", s2="none", pos1="left", pos2="right"):
     """What the classifier reports for an image (object 1 = left / top)."""
-    return {"colour1": c1, "shape1": s1, "size1": "small", "pos1": pos1, "colour2": c2, "shape2": s2, "size2": "small" if s2 != "none" else "none", "pos2": pos2 if s2 != "none" else "none"}
+    return {
+        "colour1": c1,
+        "shape1": s1,
+        "size1": "small",
+        "pos1": pos1,
+        "colour2": c2,
+        "shape2": s2,
+        "size2": "small" if s2 != "none" else "none",
+        "pos2": pos2 if s2 != "none" else "none",
+    }
 
 
 AND = "a red circle and a blue square"
@@ -143,7 +160,9 @@ def test_guidance_step_lowers_its_loss_and_guided_sampling_differs(loss):
     assert not torch.equal(z, z1)
     assert after.sum() < before.sum()
     trace = []
-    guided = b.guided_sample_latents(ldm, captions, b.AttentionGuidance(loss=loss, scale=0.1, guided_steps=2), steps=4, seed=0, trace=trace)
+    guided = b.guided_sample_latents(
+        ldm, captions, b.AttentionGuidance(loss=loss, scale=0.1, guided_steps=2), steps=4, seed=0, trace=trace
+    )
     assert len(trace) == 2 and not torch.equal(guided, ldm.sample_latents(captions, steps=4, seed=0))
 
 
@@ -155,7 +174,15 @@ def test_guidance_refuses_pooled_text_and_bad_settings():
     with pytest.raises(ValueError, match="resolution"):
         ldm = _ldm()
         context, mask = ldm.context(ldm.tokens([AND]))
-        b.guidance_step(ldm.unet, torch.randn(1, 2, 8, 8), torch.tensor([10]), context, mask, [b.object_token_indices(ldm.tokenizer, AND)], b.AttentionGuidance(resolution=8))
+        b.guidance_step(
+            ldm.unet,
+            torch.randn(1, 2, 8, 8),
+            torch.tensor([10]),
+            context,
+            mask,
+            [b.object_token_indices(ldm.tokenizer, AND)],
+            b.AttentionGuidance(resolution=8),
+        )
 
 
 def test_attention_on_objects_reads_own_and_other():

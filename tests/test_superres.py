@@ -5,8 +5,7 @@ import torch
 
 from ldm_mini.autoencoder import AutoencoderConfig
 from ldm_mini.ldm import SRConfig, SuperResDiffusion, bicubic_upsample, downsample, sr_unet_config
-from ldm_mini.train import sr_training_data, train_diffusion
-from ldm_mini.train import TrainConfig
+from ldm_mini.train import TrainConfig, sr_training_data, train_diffusion
 
 TINY_AE = AutoencoderConfig(f=4, base_channels=8, latent_channels=4, attn_mid=False)
 
@@ -75,7 +74,10 @@ def test_config_refuses_a_wrong_unet():
     with pytest.raises(ValueError, match="latent's 4 channels"):
         SRConfig(autoencoder=TINY_AE, unet=tiny_unet(3))
     with pytest.raises(ValueError, match="concat_channels"):
-        SRConfig(autoencoder=None, unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, use_context=False, concat_channels=0))
+        SRConfig(
+            autoencoder=None,
+            unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, use_context=False, concat_channels=0),
+        )
     with pytest.raises(ValueError, match="use_context=False"):
         SRConfig(autoencoder=None, unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, concat_channels=3))
 
@@ -221,6 +223,10 @@ def test_shipped_superres_models_load_are_small_and_deterministic():
     assert manifest["sr-ldm-f4"]["train"]["steps"] == manifest["sr-pixel"]["train"]["steps"]  # the same budget
     assert manifest["sr-ldm-f4"]["train"]["batch_size"] == manifest["sr-pixel"]["train"]["batch_size"]
     ldm_sr, pixel = ldm_mini.load_pretrained("sr-ldm-f4"), ldm_mini.load_pretrained("sr-pixel")
-    assert type(ldm_sr).__name__ == "SuperResDiffusion" and ldm_sr.latent_shape == (4, 8, 8) and pixel.latent_shape == (3, 32, 32)
+    assert (
+        type(ldm_sr).__name__ == "SuperResDiffusion"
+        and ldm_sr.latent_shape == (4, 8, 8)
+        and pixel.latent_shape == (3, 32, 32)
+    )
     y = torch.rand(2, 3, 8, 8)
     assert torch.equal(ldm_sr.upscale(y, steps=3, seed=0), ldm_sr.upscale(y, steps=3, seed=0))

@@ -36,7 +36,11 @@ def perturb(unet: UNet, std: float = 0.2) -> UNet:
 
 def inputs(b=2, c=4, h=8, n=5, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, c, h, h, generator=g), torch.randint(0, 1000, (b,), generator=g), torch.randn(b, n, d, generator=g)
+    return (
+        torch.randn(b, c, h, h, generator=g),
+        torch.randint(0, 1000, (b,), generator=g),
+        torch.randn(b, n, d, generator=g),
+    )
 
 
 def test_timestep_embedding_is_cos_first():

@@ -43,7 +43,8 @@ from .shapes import (
 
 __all__ = [
     "ATTRIBUTE_VALUES", "CAPTION_KINDS", "COLOURS", "POSITION_PHRASE", "POSITIONS", "RELATION_PHRASE", "RELATIONS",
-    "SHAPES", "SINGLE_KINDS", "SIZES", "parse_caption", "caption_objects", "PHOTO_SOURCES", "photo", "photo_crops", "CACHE_DIR",
+    "SHAPES", "SINGLE_KINDS", "SIZES", "parse_caption", "caption_objects", "PHOTO_SOURCES", "photo", "photo_crops",
+    "CACHE_DIR",
     "SPLITS", "Scene", "ShapesConfig", "attribute_labels", "build_shapes", "images_uint8", "load_shapes",
     "make_example", "render_scene", "sample_scene", "to_image_range", "to_model_range", "save_images", "save_png_grid",
 ]

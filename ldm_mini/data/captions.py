@@ -86,13 +86,23 @@ def parse_caption(caption: str) -> dict:
     rest = " ".join(words[i:])
     if rest == "" or rest in POSITION_PHRASE.values():  # one object
         pos = next((p for p, phrase in POSITION_PHRASE.items() if phrase == rest), None)
-        return {"n_objects": 1, **_numbered(first, 1), "pos1": pos, **_numbered(_NO_OBJECT, 2), "pos2": "none", "relation": ""}
+        return {
+            "n_objects": 1,
+            **_numbered(first, 1),
+            "pos1": pos,
+            **_numbered(_NO_OBJECT, 2),
+            "pos2": "none",
+            "relation": "",
+        }
     for relation in RELATIONS:  # two objects: "<object> <relation phrase> <object>"
         phrase = RELATION_PHRASE.get(relation, relation).split()
         if words[i : i + len(phrase)] == phrase:
             second, j = _parse_object(words, i + len(phrase), caption)
             if j != len(words):
-                raise ValueError(f"cannot parse caption {caption!r}: unexpected words {' '.join(words[j:])!r} after the second object")
+                raise ValueError(
+                    f"cannot parse caption {caption!r}: unexpected words {' '.join(words[j:])!r} after the "
+                        f"second object"
+                )
             return _two_objects(first, second, relation)
     raise ValueError(
         f"cannot parse caption {caption!r}: after {' '.join(words[:i])!r} expected nothing, a position "
@@ -131,12 +141,21 @@ def _two_objects(a: dict, b: dict, relation: str) -> dict:
         if relation in ("right of", "below"):
             a, b = b, a
         positions = ("left", "right") if relation in ("left of", "right of") else ("top", "bottom")
-    return {"n_objects": 2, **_numbered(a, 1), "pos1": positions[0], **_numbered(b, 2), "pos2": positions[1], "relation": relation}
+    return {
+        "n_objects": 2,
+        **_numbered(a, 1),
+        "pos1": positions[0],
+        **_numbered(b, 2),
+        "pos2": positions[1],
+        "relation": relation,
+    }
 
 
 def caption_objects(caption: str) -> list[tuple[str, str]]:
     """The (colour, shape) pairs a two-object caption asks for, in the dataset's canonical order."""
     want = parse_caption(caption)
     if want["n_objects"] != 2:
-        raise ValueError(f"binding needs a caption with two objects, e.g. 'a red circle and a blue square', got {caption!r}")
+        raise ValueError(
+            f"binding needs a caption with two objects, e.g. 'a red circle and a blue square', got {caption!r}"
+        )
     return [(want["colour1"], want["shape1"]), (want["colour2"], want["shape2"])]

@@ -10,7 +10,18 @@ from .shapes import SPLITS
 # Photographs that ship inside scikit-image and load offline (checked with 0.26; others
 # would try to download). Split by *source* so no val crop comes from a train photo.
 PHOTO_SOURCES = {
-    "train": ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass", "camera", "moon"),
+    "train": (
+        "astronaut",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+        "brick",
+        "grass",
+        "camera",
+        "moon",
+    ),
     "val": ("chelsea", "gravel", "coins"),
 }
 

@@ -185,7 +185,12 @@ CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache"
 
 
 def _features(image_size: int):
-    columns = {"image": ImageFeature(), "caption": Value("string"), "caption_kind": Value("string"), "n_objects": Value("int8")}
+    columns = {
+        "image": ImageFeature(),
+        "caption": Value("string"),
+        "caption_kind": Value("string"),
+        "n_objects": Value("int8"),
+    }
     columns.update({name: Value("string") for name in ATTRIBUTE_VALUES})
     columns["relation"] = Value("string")
     return Features(columns)
@@ -198,7 +203,9 @@ def build_shapes(n: int, split: str = "train", seed: int = 0, config: ShapesConf
     return Dataset.from_dict(columns, features=_features(config.image_size))
 
 
-def load_shapes(n: int = 20_000, split: str = "train", seed: int = 0, image_size: int = 32, cache_dir: Path | str | None = CACHE_DIR):
+def load_shapes(
+    n: int = 20_000, split: str = "train", seed: int = 0, image_size: int = 32, cache_dir: Path | str | None = CACHE_DIR
+):
     """The captioned shapes, built once and cached under ``data/cache/`` (git-ignored).
 
     A missing or unreadable cache is simply rebuilt. ``cache_dir=None`` skips the cache.

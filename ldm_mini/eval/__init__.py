@@ -34,7 +34,8 @@ from .prompts import (
 
 __all__ = [
     "AttributeClassifier", "AttributeClassifierConfig", "classifier_accuracy", "train_attribute_classifier", "PSNR_MAX",
-    "embed_images", "frechet_distance", "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim", "throughput",
+    "embed_images", "frechet_distance", "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim",
+    "throughput",
     "evaluate_autoencoder", "evaluate_ldm", "evaluate_upscalers", "evaluation_captions", "upscalers", "PROMPT_METRICS",
     "binding_table", "classify_images", "describe", "judge_caption", "prompt_accuracy", "score_binding",
     "two_object_captions",

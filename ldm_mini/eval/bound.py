@@ -57,7 +57,9 @@ def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, l
     return 0.5 * (logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0)
 
 
-def discretized_gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, bins: int = 256) -> torch.Tensor:
+def discretized_gaussian_nll(
+    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, bins: int = 256
+) -> torch.Tensor:
     """-log P(x) per element, in nats, where P is N(mean, e^(2 log_scale)) integrated over x's bin.
 
     x lies on the grid of an 8-bit image mapped to [-1, 1] (bin width 2 / (bins - 1)); the two end
@@ -107,7 +109,9 @@ def prior_kl(x0: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
 
 
 @torch.no_grad()
-def step_terms(eps_model, x0: torch.Tensor, t: int, k: int, schedule: NoiseSchedule, sub: NoiseSchedule, noise: torch.Tensor) -> dict:
+def step_terms(
+    eps_model, x0: torch.Tensor, t: int, k: int, schedule: NoiseSchedule, sub: NoiseSchedule, noise: torch.Tensor
+) -> dict:
     """One reverse step of the respaced process, at training timestep t = tau_k.
 
     x0: images (b 3 H W) in [-1, 1]; eps_model(x_t, t) -> eps. Returns, per sample (shape (b,)):
@@ -149,7 +153,15 @@ def bits_spent(prior_bits: float, step_bits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_bound(eps_model, x0: torch.Tensor, schedule: NoiseSchedule, steps: int = 100, seed: int = 0, batch_size: int = 64, keep: int = 4) -> dict:
+def evaluate_bound(
+    eps_model,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    steps: int = 100,
+    seed: int = 0,
+    batch_size: int = 64,
+    keep: int = 4,
+) -> dict:
     """The variational bound and the rate-distortion curve of ``eps_model`` on images x0 (n 3 H W, [-1, 1]).
 
     Every term is a one-sample Monte-Carlo estimate: x_t ~ q(x_t | x_0) with fresh noise for each

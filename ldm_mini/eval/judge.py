@@ -65,9 +65,13 @@ class AttributeClassifier(nn.Module):
         super().__init__()
         self.config = config
         widths = list(config.widths)
-        self.blocks = nn.ModuleList(ConvBlock(c_in, c_out, config.groups) for c_in, c_out in zip([3] + widths[:-1], widths))
+        self.blocks = nn.ModuleList(
+            ConvBlock(c_in, c_out, config.groups) for c_in, c_out in zip([3] + widths[:-1], widths)
+        )
         self.embedding = nn.Sequential(nn.Linear(widths[-1] * config.pool_size**2, config.hidden), nn.SiLU())
-        self.heads = nn.ModuleDict({name: nn.Linear(config.hidden, len(values)) for name, values in ATTRIBUTE_VALUES.items()})
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(config.hidden, len(values)) for name, values in ATTRIBUTE_VALUES.items()}
+        )
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of every conv block, [b 16 32 32, b 32 16 16, b 64 8 8] for 32x32 input.
@@ -121,7 +125,9 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     kernel = torch.tensor([1.0, 2.0, 1.0], device=x.device)
     kernel = (kernel[:, None] * kernel[None, :] / 16).expand(3, 1, 3, 3)  # 3x3 binomial blur, per channel
     blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-    amount = torch.rand(b, 1, 1, 1, generator=generator).to(x.device) * (torch.rand(b, 1, 1, 1, generator=generator) < 0.5).to(x.device)
+    amount = torch.rand(b, 1, 1, 1, generator=generator).to(x.device) * (
+        torch.rand(b, 1, 1, 1, generator=generator) < 0.5
+    ).to(x.device)
     x = x + amount * (blurred - x)  # half the batch: blur by a random amount in [0, 1]
     x = x + 0.03 * torch.randn(x.shape, generator=generator).to(x.device)
     return x.clamp(-1.0, 1.0)
@@ -161,7 +167,10 @@ def train_attribute_classifier(
         raise ValueError(f"labels lack {sorted(missing)}: build them with data.attribute_labels(ds)")
     wrong = {name: len(labels[name]) for name in ATTRIBUTE_VALUES if len(labels[name]) != images_uint8.shape[0]}
     if wrong:
-        raise ValueError(f"{images_uint8.shape[0]} images but label counts {wrong}: images and labels must come from the same dataset")
+        raise ValueError(
+            f"{images_uint8.shape[0]} images but label counts {wrong}: images and labels must come from the "
+                f"same dataset"
+        )
     device = torch.device(device) if device is not None else images_uint8.device
     torch.manual_seed(seed)  # the initial weights
     generator = torch.Generator().manual_seed(seed)  # batches and augmentation
@@ -198,7 +207,9 @@ def _progress(iterable, enabled: bool, desc: str):
 
 
 @torch.no_grad()
-def classifier_accuracy(model: AttributeClassifier, images_uint8: torch.Tensor, labels: dict[str, torch.Tensor], batch_size: int = 500) -> dict[str, float]:
+def classifier_accuracy(
+    model: AttributeClassifier, images_uint8: torch.Tensor, labels: dict[str, torch.Tensor], batch_size: int = 500
+) -> dict[str, float]:
     """Accuracy of each head on clean images (uint8, b 3 h w): {attribute name: fraction right}."""
     device = next(model.parameters()).device
     model.eval()

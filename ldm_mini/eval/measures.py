@@ -117,7 +117,9 @@ def frechet_distance_from_features(real: torch.Tensor, fake: torch.Tensor) -> fl
     on the same number of images.
     """
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"features must be (n, d) and (m, d) with the same d, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(
+            f"features must be (n, d) and (m, d) with the same d, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     if real.shape[0] < 2 or fake.shape[0] < 2:
         raise ValueError("a Frechet distance needs at least 2 images per set (and many more for a stable value)")
     metric = FrechetInceptionDistance(feature=_FeatureIdentity(real.shape[1]))
@@ -132,12 +134,17 @@ def embed_images(images: torch.Tensor, classifier: nn.Module, batch_size: int = 
     device = next(classifier.parameters()).device
     was_training = classifier.training
     classifier.eval()
-    out = [classifier.embed(_to_classifier_range(images[i : i + batch_size]).to(device)).cpu() for i in range(0, images.shape[0], batch_size)]
+    out = [
+        classifier.embed(_to_classifier_range(images[i : i + batch_size]).to(device)).cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
     classifier.train(was_training)
     return torch.cat(out)
 
 
-def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor, classifier: nn.Module, batch_size: int = 500) -> float:
+def frechet_distance(
+    real_images: torch.Tensor, fake_images: torch.Tensor, classifier: nn.Module, batch_size: int = 500
+) -> float:
     """FID stand-in: the Frechet distance of real and generated images (in [0, 1] or uint8)
     in the attribute classifier's embedding space. 0 = same feature statistics; lower is better.
 
@@ -147,7 +154,9 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor, class
     1000 images each and the default classifier, val vs test gave ~20), because each
     covariance is estimated from a finite sample.
     """
-    return frechet_distance_from_features(embed_images(real_images, classifier, batch_size), embed_images(fake_images, classifier, batch_size))
+    return frechet_distance_from_features(
+        embed_images(real_images, classifier, batch_size), embed_images(fake_images, classifier, batch_size)
+    )
 
 
 # ---------------------------------------------------------------------------- speed

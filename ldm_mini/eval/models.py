@@ -17,7 +17,9 @@ from .prompts import prompt_accuracy
 
 
 @torch.no_grad()
-def evaluate_autoencoder(ae: Autoencoder, images: torch.Tensor, classifier: AttributeClassifier | None = None, batch_size: int = 250) -> dict:
+def evaluate_autoencoder(
+    ae: Autoencoder, images: torch.Tensor, classifier: AttributeClassifier | None = None, batch_size: int = 250
+) -> dict:
     """Reconstruction quality and rate of ``ae`` on uint8 images (b 3 H W).
 
     Returns PSNR and SSIM (on [0, 1] images), the rFID stand-in (Frechet distance of
@@ -37,7 +39,11 @@ def evaluate_autoencoder(ae: Autoencoder, images: torch.Tensor, classifier: Attr
         else:
             indices.append(aux["indices"].cpu())  # b h w
     rec, original = torch.cat(recs), images.float() / 255
-    result = {"psnr": psnr(original, rec), "ssim": ssim(original, rec), "params": sum(p.numel() for p in ae.parameters())}
+    result = {
+        "psnr": psnr(original, rec),
+        "ssim": ssim(original, rec),
+        "params": sum(p.numel() for p in ae.parameters()),
+    }
     if classifier is not None:
         result["rfid"] = frechet_distance(original, rec, classifier)
     c, h, w = ae.latent_shape(H, W)
@@ -60,10 +66,23 @@ def evaluation_captions(n: int, seed: int = 0) -> list[str]:
     return load_shapes(n, "test", seed=seed)["caption"]
 
 
-def evaluate_ldm(ldm: LatentDiffusion, classifier: AttributeClassifier, n: int = 200, steps: int = 50, guidance: float = 3.0, seed: int = 0, batch_size: int = 100) -> dict:
+def evaluate_ldm(
+    ldm: LatentDiffusion,
+    classifier: AttributeClassifier,
+    n: int = 200,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> dict:
     """Prompt accuracy of DDIM samples for ``n`` test captions (see metrics.prompt_accuracy)."""
     captions = evaluation_captions(n, seed)
-    images = torch.cat([ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i) for i in range(0, n, batch_size)])
+    images = torch.cat(
+        [
+            ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i)
+            for i in range(0, n, batch_size)
+        ]
+    )
     result = prompt_accuracy(captions, images, classifier)
     result.pop("per_caption")
     return result
@@ -87,7 +106,12 @@ def evaluate_upscalers(methods: dict, hr: torch.Tensor, classifier, batch: int =
         start = time.perf_counter()
         sr = torch.cat([fn(y_low[i : i + batch]) for i in range(0, len(y_low), batch)])
         seconds = time.perf_counter() - start
-        rows[name] = {"psnr": psnr(hr, sr), "ssim": ssim(hr, sr), "fd": frechet_distance(hr, sr, classifier), "seconds_per_image": seconds / len(hr)}
+        rows[name] = {
+            "psnr": psnr(hr, sr),
+            "ssim": ssim(hr, sr),
+            "fd": frechet_distance(hr, sr, classifier),
+            "seconds_per_image": seconds / len(hr),
+        }
         images[name] = sr
     rows["_images"] = images
     return rows

@@ -125,7 +125,9 @@ def two_object_captions(n: int, split: str = "test", seed: int = 0) -> list[str]
     pool = max(1_000, 4 * n)  # about half of all images hold two objects
     captions = [c for c in load_shapes(pool, split, seed=seed)["caption"] if parse_caption(c)["n_objects"] == 2]
     if len(captions) < n:
-        raise ValueError(f"only {len(captions)} two-object captions among {pool} {split} images; ask for fewer than {n}")
+        raise ValueError(
+            f"only {len(captions)} two-object captions among {pool} {split} images; ask for fewer than {n}"
+        )
     return captions[:n]
 
 
@@ -133,7 +135,9 @@ def caption_objects(caption: str) -> list[tuple[str, str]]:
     """The (colour, shape) pairs a two-object caption asks for, in the dataset's canonical order."""
     want = parse_caption(caption)
     if want["n_objects"] != 2:
-        raise ValueError(f"binding needs a caption with two objects, e.g. 'a red circle and a blue square', got {caption!r}")
+        raise ValueError(
+            f"binding needs a caption with two objects, e.g. 'a red circle and a blue square', got {caption!r}"
+        )
     return [(want["colour1"], want["shape1"]), (want["colour2"], want["shape2"])]
 
 

@@ -67,7 +67,9 @@ def variant_recipe(profile: Profile, pooled: bool, seed: int = 0):
     return ae, config, train_config
 
 
-def train_variant(profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True) -> tuple[LatentDiffusion, dict]:
+def train_variant(
+    profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True
+) -> tuple[LatentDiffusion, dict]:
     """Train an LDM exactly as ``pretrained.build_ldm`` trains the shipped one, except for the
     ``pooled`` switch. The training state is kept in ``work_dir``; a finished run is reloaded
     instead of retrained. Returns (model, {"train_seconds", "steps", "final_loss"})."""
@@ -76,18 +78,32 @@ def train_variant(profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, see
     ldm, latents, tokens = prepare_ldm_training(config, ae, profile, seed)
     out = Path(work_dir) / ("pooled" if pooled else "token") / profile.name
     ldm, history = train_diffusion(ldm, latents, tokens, train_config, out_dir=out, resume=True)
-    info = {"train_seconds": history[-1]["seconds"], "steps": train_config.steps, "final_loss": history[-1]["loss"], "pooled": pooled}
+    info = {
+        "train_seconds": history[-1]["seconds"],
+        "steps": train_config.steps,
+        "final_loss": history[-1]["loss"],
+        "pooled": pooled,
+    }
     return ldm.eval(), info
 
 
-def per_token_model(profile: Profile, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True) -> tuple[LatentDiffusion, dict]:
+def per_token_model(
+    profile: Profile, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True
+) -> tuple[LatentDiffusion, dict]:
     """The per-token model: the shipped ``shapes-kl-f4`` when its recorded recipe is the one this
     profile would train (so the comparison with the pooled model is fair), else trained here."""
     _, config, train_config = variant_recipe(profile, pooled=False, seed=seed)
     entry = read_manifest().get(LDM_MAIN, {})
-    same = entry.get("config") == _jsonish(dataclasses.asdict(config)) and _same_training(entry.get("train") or {}, dataclasses.asdict(train_config))
+    same = entry.get("config") == _jsonish(dataclasses.asdict(config)) and _same_training(
+        entry.get("train") or {}, dataclasses.asdict(train_config)
+    )
     if same:
-        return load_pretrained(LDM_MAIN), {"train_seconds": entry["train_seconds"], "steps": train_config.steps, "pooled": False, "shipped": LDM_MAIN}
+        return load_pretrained(LDM_MAIN), {
+            "train_seconds": entry["train_seconds"],
+            "steps": train_config.steps,
+            "pooled": False,
+            "shipped": LDM_MAIN,
+        }
     model, info = train_variant(profile, pooled=False, work_dir=work_dir, seed=seed, progress=progress)
     return model, {**info, "shipped": None}
 
@@ -117,7 +133,9 @@ def colour_mask(image: torch.Tensor, colour: str, tol: float = 70.0) -> torch.Te
 
 
 @torch.no_grad()
-def sample_with_attention(ldm: LatentDiffusion, captions: list[str], steps: int = 50, guidance: float = 3.0, seed: int = 0) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def sample_with_attention(
+    ldm: LatentDiffusion, captions: list[str], steps: int = 50, guidance: float = 3.0, seed: int = 0
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Generate one image per caption (as ``ldm.generate``) and keep its cross-attention maps,
     averaged over heads, over the layers of each resolution and over the DDIM steps, upsampled
     (bilinear) to the image. Returns (images b 3 H W in [0, 1], {resolution: maps b L H W})."""
@@ -136,11 +154,18 @@ def sample_with_attention(ldm: LatentDiffusion, captions: list[str], steps: int 
         z0 = ldm.sample_latents(captions, steps=steps, guidance=guidance, seed=seed, callback=record)
     images = ldm.decode_to_images(z0)
     H = images.shape[-1]
-    maps = {r: F.interpolate(rearrange(sums[r] / counts[r], "b h w l -> b l h w"), size=(H, H), mode="bilinear", align_corners=False).cpu() for r in sorted(sums, reverse=True)}
+    maps = {
+        r: F.interpolate(
+            rearrange(sums[r] / counts[r], "b h w l -> b l h w"), size=(H, H), mode="bilinear", align_corners=False
+        ).cpu()
+        for r in sorted(sums, reverse=True)
+    }
     return images, maps
 
 
-def attention_on_objects(image: torch.Tensor, word_maps: torch.Tensor, caption: str, seen: dict[str, str], tokenizer) -> list[dict] | None:
+def attention_on_objects(
+    image: torch.Tensor, word_maps: torch.Tensor, caption: str, seen: dict[str, str], tokenizer
+) -> list[dict] | None:
     """Where each attribute word of a two-object caption was read, in an image whose objects the
     classifier ``seen`` as two objects in the caption's two colours. word_maps: (L, H, W) attention
     per token, upsampled to the image. For each word: its mean map value on the pixels of the drawn
@@ -164,7 +189,14 @@ def attention_on_objects(image: torch.Tensor, word_maps: torch.Tensor, caption: 
                 continue
             other_colour = next(c for c in masks if c != own_colour)
             m = word_maps[words.index(word)]
-            rows.append({"word": word, "kind": kind, "own": m[masks[own_colour]].mean().item(), "other": m[masks[other_colour]].mean().item()})
+            rows.append(
+                {
+                    "word": word,
+                    "kind": kind,
+                    "own": m[masks[own_colour]].mean().item(),
+                    "other": m[masks[other_colour]].mean().item(),
+                }
+            )
     return rows
 
 
@@ -175,7 +207,15 @@ REMEDY_SCALES = (0.01, 0.03, 0.1, 0.3)  # step sizes tried for each loss, on val
 N_TUNE = 96  # validation captions for choosing the step size (the test captions are not looked at)
 
 
-def measure(ldm: LatentDiffusion, captions: list[str], classifier, config: AttentionGuidance | None = None, steps: int = 50, guidance: float = 3.0, seed: int = 0) -> tuple[dict, torch.Tensor]:
+def measure(
+    ldm: LatentDiffusion,
+    captions: list[str],
+    classifier,
+    config: AttentionGuidance | None = None,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+) -> tuple[dict, torch.Tensor]:
     """binding_table of samples for ``captions`` (plus seconds per image). Returns (table, images)."""
     start = time.perf_counter()
     images = generate(ldm, captions, config, steps, guidance, seed)
@@ -188,7 +228,9 @@ def measure(ldm: LatentDiffusion, captions: list[str], classifier, config: Atten
     return table, images
 
 
-def tune_remedies(ldm: LatentDiffusion, classifier, steps: int = 50, seed: int = 0, n: int = N_TUNE, scales=REMEDY_SCALES) -> tuple[dict[str, AttentionGuidance], dict]:
+def tune_remedies(
+    ldm: LatentDiffusion, classifier, steps: int = 50, seed: int = 0, n: int = N_TUNE, scales=REMEDY_SCALES
+) -> tuple[dict[str, AttentionGuidance], dict]:
     """For each loss of ``LOSSES``, the step size in ``scales`` with the best binding on ``n``
     two-object *validation* captions (ties: the smaller step). Returns (chosen configs, the table)."""
     captions = two_object_captions(n, "val", seed)
@@ -208,7 +250,14 @@ def tune_remedies(ldm: LatentDiffusion, classifier, steps: int = 50, seed: int =
     return chosen, table
 
 
-def run(profile: Profile, out_dir: Path = RESULTS_DIR, n: int | None = None, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True) -> dict:
+def run(
+    profile: Profile,
+    out_dir: Path = RESULTS_DIR,
+    n: int | None = None,
+    work_dir: Path = WORK_DIR,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """The whole lesson-10 experiment; writes ``binding.json`` and ``binding-samples.png``."""
     start = time.perf_counter()
     n = n or profile.n_samples_eval
@@ -236,7 +285,12 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, n: int | None = None, wor
         grid[f"token + {name}"] = images[:GRID_CAPTIONS]
     save_png_grid(torch.stack(list(grid.values())), out_dir / SAMPLE_GRID, scale=2)  # one row per model
     results = {
-        "captions": {"split": "test", "n": len(captions), "n_and": sum(" and " in c for c in captions), "grid": captions[:GRID_CAPTIONS]},
+        "captions": {
+            "split": "test",
+            "n": len(captions),
+            "n_and": sum(" and " in c for c in captions),
+            "grid": captions[:GRID_CAPTIONS],
+        },
         "sampler": sampler,
         "models": models,
         "remedies": remedies,

@@ -59,13 +59,19 @@ def split_point(t, rate, distortion, total_bits: float, fraction: float = 0.9) -
 
 def curves(result: dict) -> dict:
     """The JSON-able part of ``evaluate_bound``'s result (no images)."""
-    return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items() if k not in ("x0", "x_t", "x0_hat")}
+    return {
+        k: (v.tolist() if isinstance(v, torch.Tensor) else v)
+        for k, v in result.items()
+        if k not in ("x0", "x_t", "x0_hat")
+    }
 
 
 # ---------------------------------------------------------------- the experiment
 
 
-def run(profile, out_dir: Path = RESULTS_DIR, n_images: int | None = None, steps: int | None = None, seed: int = 0) -> dict:
+def run(
+    profile, out_dir: Path = RESULTS_DIR, n_images: int | None = None, steps: int | None = None, seed: int = 0
+) -> dict:
     """Rate and distortion of the shipped pixel model on held-out test images; writes bits.json.
 
     Quick profile: 256 test images, S = 100 respaced steps. Full: 1000 images, S = 1000 (the
@@ -83,7 +89,12 @@ def run(profile, out_dir: Path = RESULTS_DIR, n_images: int | None = None, steps
     seconds = time.perf_counter() - start
     results = {
         "model": MODEL,
-        "schedule": {"kind": ldm.config.schedule, "T": ldm.config.T, "beta_start": ldm.config.beta_start, "beta_end": ldm.config.beta_end},
+        "schedule": {
+            "kind": ldm.config.schedule,
+            "T": ldm.config.T,
+            "beta_start": ldm.config.beta_start,
+            "beta_end": ldm.config.beta_end,
+        },
         **curves(result),
         "split": split,
         "seconds_per_image": seconds / n_images,
@@ -111,9 +122,12 @@ def plot_rate_distortion(results: dict, ax=None):
     ax.axvspan(0, split["rate"], color="tab:orange", alpha=0.15, label="semantic compression")
     ax.axvspan(split["rate"], total, color="tab:blue", alpha=0.12, label="perceptual compression")
     ax.plot(rate, distortion, color="black", lw=1.5)
-    ax.plot([rate[0], total], [distortion[0], 0.0], color="black", lw=1.0, ls=":")  # the decoder step: x_0 received exactly
+    # the decoder step: x_0 received exactly
+    ax.plot([rate[0], total], [distortion[0], 0.0], color="black", lw=1.0, ls=":")
     ax.plot([split["rate"]], [split["distortion"]], "o", color="tab:red")
-    ax.annotate(f"t = {split['t']}", (split["rate"], split["distortion"]), textcoords="offset points", xytext=(8, 8), fontsize=8)
+    ax.annotate(
+        f"t = {split['t']}", (split["rate"], split["distortion"]), textcoords="offset points", xytext=(8, 8), fontsize=8
+    )
     ax.set_xlabel("rate (bits/dim spent so far)")
     ax.set_ylabel("distortion (RMSE, 0..255)")
     ax.set_xlim(0, total * 1.02)

@@ -10,7 +10,8 @@ Here: the same UNet (same width, same blocks) on the 32 x 32 shapes for f in {1,
 where f = 1 is pixel-space diffusion (no autoencoder) and f > 1 uses the shipped KL
 autoencoder ae-kl-f{f}. The only difference the latent makes to the UNet is its input size
 h = 32 / f: a 2 x 2 latent (f = 16) cannot be halved twice, so the number of levels is capped
-(``unet_config``: f = 16 gets two levels instead of three). Every model gets the same budget: ``steps`` optimiser steps at batch 64.
+(``unet_config``: f = 16 gets two levels instead of three). Every model gets the same budget:
+``steps`` optimiser steps at batch 64.
 
 Measured for each f:
 - quality against training steps: the Frechet distance (FD) of samples to held-out images in
@@ -68,7 +69,9 @@ class FSweepConfig:
 def sweep_config(profile: Profile) -> FSweepConfig:
     """The quick profile fits the whole sweep in ~20 min on 2 CPU cores; full is for a GPU."""
     if profile.name == "full":
-        return FSweepConfig(model_channels=64, steps=20_000, batch_size=128, eval_every=2_500, n_eval=1_000, n_throughput=500)
+        return FSweepConfig(
+            model_channels=64, steps=20_000, batch_size=128, eval_every=2_500, n_eval=1_000, n_throughput=500
+        )
     return FSweepConfig()
 
 
@@ -112,11 +115,25 @@ def prompt_score(accuracy: dict) -> float:
 
 
 @torch.no_grad()
-def measure_quality(ldm: LatentDiffusion, captions: list[str], real: torch.Tensor, classifier, steps: int, guidance: float, seed: int, batch_size: int = 100) -> dict:
+def measure_quality(
+    ldm: LatentDiffusion,
+    captions: list[str],
+    real: torch.Tensor,
+    classifier,
+    steps: int,
+    guidance: float,
+    seed: int,
+    batch_size: int = 100,
+) -> dict:
     """Sample one image per caption (DDIM-``steps``, guidance), timed, and judge them:
     FD to the ``real`` images (uint8) in the classifier's features, prompt accuracy, images/s."""
     start = time.perf_counter()
-    images = torch.cat([ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i) for i in range(0, len(captions), batch_size)])
+    images = torch.cat(
+        [
+            ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i)
+            for i in range(0, len(captions), batch_size)
+        ]
+    )
     seconds = time.perf_counter() - start
     accuracy = prompt_accuracy(captions, images, classifier)
     return {
@@ -132,7 +149,11 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
     """Train the model at factor f for ``cfg.steps`` steps, measuring quality on the way."""
     ldm = build_model(f, cfg, profile.image_size)
     start = time.perf_counter()
-    latents = encode_images(ldm.autoencoder, images_uint8(train)) if ldm.autoencoder is not None else to_model_range(images_uint8(train))
+    latents = (
+        encode_images(ldm.autoencoder, images_uint8(train))
+        if ldm.autoencoder is not None
+        else to_model_range(images_uint8(train))
+    )
     encode_seconds = time.perf_counter() - start
     tokens = ldm.tokenizer(train["caption"])
     captions, real = test["caption"][: cfg.n_eval], images_uint8(test)[: cfg.n_eval]
@@ -150,13 +171,28 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
             eval_seconds += time.perf_counter() - t0
             ldm.train()
 
-    train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.steps // 10), lr_min_ratio=0.1, ema_decay=0.99, seed=cfg.seed, progress=False)
+    train_cfg = TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup=min(100, cfg.steps // 10),
+        lr_min_ratio=0.1,
+        ema_decay=0.99,
+        seed=cfg.seed,
+        progress=False,
+    )
     start = time.perf_counter()
     ldm, _ = train_diffusion(ldm, latents, tokens, train_cfg, on_step=on_step)
     train_seconds = time.perf_counter() - start - eval_seconds
     final = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
     curve.append({"step": cfg.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
-    return {"ldm": ldm, "curve": curve, "train_seconds": train_seconds, "encode_seconds": encode_seconds, "seconds_per_step": train_seconds / cfg.steps}
+    return {
+        "ldm": ldm,
+        "curve": curve,
+        "train_seconds": train_seconds,
+        "encode_seconds": encode_seconds,
+        "seconds_per_step": train_seconds / cfg.steps,
+    }
 
 
 def throughput_vs_quality(ldm: LatentDiffusion, cfg: FSweepConfig, classifier, test) -> list[dict]:
@@ -188,7 +224,11 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, cfg: FSweepConfig | None 
         save_images(grid, str(Path(out_dir) / f"{NAME}_samples_f{f}.png"), ncols=len(SAMPLE_CAPTIONS), scale=2)
         trained["samples"] = f"{NAME}_samples_f{f}.png"
         models[str(f)] = trained
-        print(f"f={f}: {trained['seconds_per_step']:.3f} s/step, final FD {trained['curve'][-1]['fd']:.1f}, accuracy {trained['curve'][-1]['accuracy']:.2f}", flush=True)
+        print(
+            f"f={f}: {trained['seconds_per_step']:.3f} s/step, final FD {trained['curve'][-1]['fd']:.1f}, "
+                f"accuracy {trained['curve'][-1]['accuracy']:.2f}",
+            flush=True,
+        )
     results = {"config": asdict(cfg), "profile": profile.name, "sample_captions": SAMPLE_CAPTIONS, "models": models}
     save_results(NAME, results, out_dir, seconds=time.perf_counter() - start)
     return results
@@ -219,7 +259,11 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
     """The paper's claims about f, each checked against measured results: one line per claim,
     starting with "held" or "did not hold", with the numbers that decide it."""
     models = {int(f): m for f, m in record["results"]["models"].items()}
-    S = 50 if any(r["ddim_steps"] == 50 for r in next(iter(models.values()))["throughput"]) else models[min(models)]["throughput"][-1]["ddim_steps"]
+    S = (
+        50
+        if any(r["ddim_steps"] == 50 for r in next(iter(models.values()))["throughput"])
+        else models[min(models)]["throughput"][-1]["ddim_steps"]
+    )
     final = {f: m["curve"][-1] for f, m in models.items()}
     speed = {f: next(r["images_per_s"] for r in m["throughput"] if r["ddim_steps"] == S) for f, m in models.items()}
     step = {f: m["seconds_per_step"] for f, m in models.items()}
@@ -231,14 +275,34 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
 
     if 1 in models and mid:
         best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(all(step[1] > step[f] for f in models if f != 1), f"pixel space (f = 1) trains slowest per step: {step[1]:.3f} s vs {', '.join(f'f={f} {step[f]:.3f} s' for f in models if f != 1)}")
-        claim(all(speed[1] < speed[f] for f in models if f != 1), f"pixel space samples slowest (DDIM-{S}): {speed[1]:.1f} images/s vs f={best_mid} {speed[best_mid]:.1f} ({speed[best_mid] / speed[1]:.0f}x)")
-        claim(final[best_mid]["fd"] < final[1]["fd"], f"after the same {final[1]['step']} steps, f={best_mid} beats f = 1: FD {final[best_mid]['fd']:.1f} vs {final[1]['fd']:.1f}, accuracy {final[best_mid]['accuracy']:.2f} vs {final[1]['accuracy']:.2f}")
+        claim(
+            all(step[1] > step[f] for f in models if f != 1),
+            f"pixel space (f = 1) trains slowest per step: {step[1]:.3f} s vs "
+                f"{', '.join(f'f={f} {step[f]:.3f} s' for f in models if f != 1)}",
+        )
+        claim(
+            all(speed[1] < speed[f] for f in models if f != 1),
+            f"pixel space samples slowest (DDIM-{S}): {speed[1]:.1f} images/s vs f={best_mid} "
+                f"{speed[best_mid]:.1f} ({speed[best_mid] / speed[1]:.0f}x)",
+        )
+        claim(
+            final[best_mid]["fd"] < final[1]["fd"],
+            f"after the same {final[1]['step']} steps, f={best_mid} beats f = 1: FD {final[best_mid]['fd']:.1f} "
+                f"vs {final[1]['fd']:.1f}, accuracy {final[best_mid]['accuracy']:.2f} vs {final[1]['accuracy']:.2f}",
+        )
     big = max(models)
     if mid and big not in mid:
         best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(final[big]["fd"] > final[best_mid]["fd"], f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs {final[best_mid]['fd']:.1f}")
+        claim(
+            final[big]["fd"] > final[best_mid]["fd"],
+            f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs "
+                f"{final[best_mid]['fd']:.1f}",
+        )
     best_fd = min(models, key=lambda f: final[f]["fd"])
     best_acc = max(models, key=lambda f: final[f]["accuracy"])
-    claim(best_fd in sweet_spot and best_acc in sweet_spot, f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest prompt accuracy at f = {best_acc}")
+    claim(
+        best_fd in sweet_spot and best_acc in sweet_spot,
+        f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest "
+            f"prompt accuracy at f = {best_acc}",
+    )
     return lines

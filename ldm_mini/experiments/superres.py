@@ -50,11 +50,22 @@ PAPER_TABLE5 = {
 def comparison_png(hr: torch.Tensor, images: dict, path: Path, n: int = 6, scale: int = 3) -> Path:
     """Rows of test images: y (shown enlarged by pixel repetition) | each method | x (HR)."""
     y_low = to_image_range(downsample(hr[:n] * 2 - 1))
-    cols = [torch.nn.functional.interpolate(y_low, scale_factor=4, mode="nearest")] + [images[k][:n] for k in images] + [hr[:n]]
+    cols = (
+        [torch.nn.functional.interpolate(y_low, scale_factor=4, mode="nearest")]
+        + [images[k][:n] for k in images]
+        + [hr[:n]]
+    )
     return save_png_grid(torch.stack(cols, dim=1), path, scale=scale, frame=1)  # n cols 3 H W: one row per test image
 
 
-def run(profile: Profile, out_dir: Path = RESULTS_DIR, seed: int = 0, work_dir: Path | None = None, budget: SRBudget | None = None, source_dir: Path = CHECKPOINT_DIR) -> dict:
+def run(
+    profile: Profile,
+    out_dir: Path = RESULTS_DIR,
+    seed: int = 0,
+    work_dir: Path | None = None,
+    budget: SRBudget | None = None,
+    source_dir: Path = CHECKPOINT_DIR,
+) -> dict:
     """Train both SR models, judge them and bicubic on held-out test images, save the table.
 
     ``budget`` overrides the profile's budget (tests use a tiny one); the autoencoder and the
@@ -69,7 +80,12 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, seed: int = 0, work_dir: 
 
     # references: the autoencoder alone (LDM-SR's ceiling) and real-vs-real (the FD floor)
     ldm = models["LDM SR"]
-    recon = torch.cat([to_image_range(ldm.decode(ldm.encode(hr[i : i + 100].to(ldm.device) * 2 - 1))).cpu() for i in range(0, len(hr), 100)])
+    recon = torch.cat(
+        [
+            to_image_range(ldm.decode(ldm.encode(hr[i : i + 100].to(ldm.device) * 2 - 1))).cpu()
+            for i in range(0, len(hr), 100)
+        ]
+    )
     ceiling = {"psnr": psnr(hr, recon), "ssim": ssim(hr, recon), "fd": frechet_distance(hr, recon, classifier)}
     val = images_uint8(load_shapes(profile.n_eval, "val", seed=seed))[: budget.n_test]
     fd_floor = frechet_distance(hr, val, classifier)
@@ -77,7 +93,9 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, seed: int = 0, work_dir: 
     table = []
     for name, row in rows.items():
         rec = records.get(name, {})
-        table.append({"method": name, **row, "params": rec.get("params", 0), "train_seconds": rec.get("train_seconds", 0.0)})
+        table.append(
+            {"method": name, **row, "params": rec.get("params", 0), "train_seconds": rec.get("train_seconds", 0.0)}
+        )
     png = comparison_png(hr, images, Path(out_dir) / f"{NAME}.png")
     results = {
         "profile": profile.name,

@@ -23,7 +23,9 @@ def show_grid(images, titles=None, ncols: int = 8, scale: float = 1.4, fontsize:
     """Images in a grid, each with an optional (wrapped) title. Returns the figure."""
     x = to_numpy_images(images)
     nrows = int(np.ceil(len(x) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.35 if titles else 1.0)), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.35 if titles else 1.0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(x):
@@ -102,7 +104,9 @@ def show_word_maps(image: torch.Tensor, maps: dict, words: list[str], title: str
     read here) over a grey copy of the image, with its mean weight. ``maps`` is {resolution r:
     (len(words), r, r) maps}, one row of panels per resolution."""
     grey = image.mean(0)
-    fig, axes = plt.subplots(len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False
+    )
     for row, (r, m) in enumerate(maps.items()):
         axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
         axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)

@@ -113,7 +113,10 @@ def autoencoder_view(ae, images: torch.Tensor) -> dict:
     """
 
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch dimension with x[None]")
+        raise ValueError(
+            f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch "
+                f"dimension with x[None]"
+        )
     x01 = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     if x01.min() < 0 or x01.max() > 1:
         raise ValueError("float images must be in [0, 1]; for model-range images in [-1, 1] use data.to_image_range(x)")
@@ -160,13 +163,18 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
         lim = max(z.abs().max().item(), 1e-6)  # one symmetric colour scale per image, over its c channels
         for k in range(c):
             axes[3 + k, j].imshow(z[k].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    labels = ["original x", "x~ = D(E(x))", f"|x - x~|\n(0 to {error_max})"] + [f"z channel {k}\n({h}x{w})" for k in range(c)]
+    labels = ["original x", "x~ = D(E(x))", f"|x - x~|\n(0 to {error_max})"] + [
+        f"z channel {k}\n({h}x{w})" for k in range(c)
+    ]
     for ax, label in zip(axes[:, 0], labels):
         ax.set_ylabel(label, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    head = f"{view['reg'].upper()}-reg, f = {view['f']}: z is {c} x {h} x {w}, PSNR {view['psnr']:.1f} dB, {view['bits_per_dim']:.3f} bits/dim"
+    head = (
+        f"{view['reg'].upper()}-reg, f = {view['f']}: z is {c} x {h} x {w}, PSNR {view['psnr']:.1f} dB, "
+        f"{view['bits_per_dim']:.3f} bits/dim"
+    )
     fig.suptitle(f"{title}\n{head}" if title else head, fontsize=9)
     fig.tight_layout()
     return fig
@@ -201,7 +209,10 @@ def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl")
             view = views[key]
             draw_autoencoder_view(view, key)
             c, h, w_ = view["latent_shape"]
-            print(f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
+            print(
+                f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR "
+                    f"{view['psnr']:.2f} dB"
+            )
             plt.show()
 
     f_picker.observe(redraw, names="value")
@@ -228,7 +239,9 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
     and log SNR(t).
     """
     if x0.ndim != 3 or z0.ndim != 3:
-        raise ValueError(f"x0 must be one image (3, H, W) and z0 one latent (c, h, w); got {tuple(x0.shape)} and {tuple(z0.shape)}")
+        raise ValueError(
+            f"x0 must be one image (3, H, W) and z0 one latent (c, h, w); got {tuple(x0.shape)} and {tuple(z0.shape)}"
+        )
     if not 0 <= int(t) < schedule.T:
         raise ValueError(f"t={t} is outside the schedule: pick t in [0, {schedule.T - 1}]")
     generator = torch.Generator().manual_seed(seed)
@@ -291,7 +304,9 @@ def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int 
     schedules = schedules if isinstance(schedules, dict) else {"schedule": schedules}
     names = list(schedules)
     T = schedules[names[0]].T
-    slider = w.IntSlider(value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px"))
+    slider = w.IntSlider(
+        value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px")
+    )
     picker = w.Dropdown(options=names, value=names[0], description="schedule")
     def draw():
         schedule = schedules[picker.value]
@@ -303,7 +318,9 @@ def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int 
 # ---------------------------------------------------------------- lesson 06: the sampling sliders
 
 
-def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0) -> dict:
+def sampling_view(
+    ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0
+) -> dict:
     """Generate one image per caption with DDIM (S = ``steps``, ``eta``) and classifier-free guidance s = ``guidance``.
 
     Returns the images (b 3 H W in [0, 1]), the wall time in seconds, and ``unet_evals``: how
@@ -323,12 +340,24 @@ def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, g
             "steps": steps, "eta": eta, "guidance": guidance, "seed": seed}
 
 
-def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4):
+def sampling_panel(
+    ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4
+):
     """Sliders for DDIM steps S, eta and the guidance scale s, and a seed box, over ``sampling_view``."""
     style = {"description_width": "85px"}  # 70px cut "guidance s" to "guidanc..." in JupyterLab
-    steps_w = w.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100, 200], value=steps, description="steps S", continuous_update=False, style=style)
-    eta_w = w.FloatSlider(value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style)
-    guidance_w = w.FloatSlider(value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style)
+    steps_w = w.SelectionSlider(
+        options=[1, 2, 5, 10, 20, 50, 100, 200],
+        value=steps,
+        description="steps S",
+        continuous_update=False,
+        style=style,
+    )
+    eta_w = w.FloatSlider(
+        value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style
+    )
+    guidance_w = w.FloatSlider(
+        value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style
+    )
     seed_w = w.IntText(value=seed, description="seed", style=style, layout=w.Layout(width="160px"))
     out = w.Output()
 
@@ -403,7 +432,11 @@ def draw_bits_view(result: dict, view: dict, image: int = 0):
     """x_0, x_t, x0_hat, and the rate-distortion curve with the current step marked."""
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), gridspec_kw={"width_ratios": [1, 1, 1, 2.2]})
     pictures = [((result["x0"][image] + 1) / 2).clamp(0, 1), view["x_t_image"], view["x0_hat_image"]]
-    titles = ["x_0 (to be sent)", f"x_t, t = {view['t']}\n(what the receiver holds)", f"x0_hat(x_t)\nRMSE {view['distortion']:.1f} / 255 (all images)"]
+    titles = [
+        "x_0 (to be sent)",
+        f"x_t, t = {view['t']}\n(what the receiver holds)",
+        f"x0_hat(x_t)\nRMSE {view['distortion']:.1f} / 255 (all images)",
+    ]
     for ax, picture, title in zip(axes, pictures, titles):
         ax.imshow(picture.permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_title(title, fontsize=9)
@@ -412,13 +445,19 @@ def draw_bits_view(result: dict, view: dict, image: int = 0):
     split = view["split"]
     ax.axvspan(0, split["rate"], color="tab:orange", alpha=0.15, label="semantic")
     ax.axvspan(split["rate"], view["total_bits"], color="tab:blue", alpha=0.12, label="perceptual")
-    ax.plot(torch.as_tensor(result["rate"]).numpy(), torch.as_tensor(result["distortion"]).numpy(), color="black", lw=1.2)
+    ax.plot(
+        torch.as_tensor(result["rate"]).numpy(), torch.as_tensor(result["distortion"]).numpy(), color="black", lw=1.2
+    )
     ax.plot([view["bits_spent"]], [view["distortion"]], "o", color="tab:red")
     ax.set_xlabel("bits/dim spent so far", fontsize=8)
     ax.set_ylabel("RMSE (0..255)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(f"spent {view['bits_spent']:.3f} of {view['total_bits']:.3f} bits/dim ({100 * view['share']:.0f}%): {view['region']}", fontsize=9)
+    ax.set_title(
+        f"spent {view['bits_spent']:.3f} of {view['total_bits']:.3f} bits/dim ({100 * view['share']:.0f}%): "
+            f"{view['region']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -427,8 +466,12 @@ def bits_panel(result: dict, t: int | None = None, image: int = 0):
     """A t slider over the evaluated steps (and an image picker) over ``bits_view``."""
     steps = [int(v) for v in torch.as_tensor(result["t"]).flip(0)]  # T - 1 first: the order the reverse process runs
     t = steps[len(steps) // 2] if t is None else min(steps, key=lambda s: abs(s - t))
-    slider = w.SelectionSlider(options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px"))
-    picker = w.IntSlider(value=image, min=0, max=result["x_t"].shape[1] - 1, description="image", continuous_update=False)
+    slider = w.SelectionSlider(
+        options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px")
+    )
+    picker = w.IntSlider(
+        value=image, min=0, max=result["x_t"].shape[1] - 1, description="image", continuous_update=False
+    )
 
     def draw():
         draw_bits_view(result, bits_view(result, slider.value, picker.value), picker.value)

@@ -34,23 +34,56 @@ def ae_name(reg: str, f: int) -> str:
 # ---------------------------------------------------------------- recipes
 
 
-def ae_recipe(reg: str, f: int, profile: Profile, seed: int = 0) -> tuple[AutoencoderConfig, AutoencoderLossConfig, TrainConfig]:
+def ae_recipe(
+    reg: str, f: int, profile: Profile, seed: int = 0
+) -> tuple[AutoencoderConfig, AutoencoderLossConfig, TrainConfig]:
     """The autoencoders of lesson 02: base 32 channels, c = 4 latent channels, K = 256 codes,
     all trained for the same number of steps; the PatchGAN joins for the last 30%."""
     # Self-attention in the middle block only where the latent is small (f >= 4): at f = 1 it
     # would attend over all 32 x 32 = 1024 positions and cost more than the rest of the model.
     config = AutoencoderConfig(f=f, reg=reg, base_channels=32, latent_channels=4, attn_mid=f >= 4)
-    train_config = TrainConfig(steps=profile.ae_steps, batch_size=profile.batch_size, lr=1e-3, warmup=50, lr_min_ratio=0.05, seed=seed, log_every=25, save_every=100)
+    train_config = TrainConfig(
+        steps=profile.ae_steps,
+        batch_size=profile.batch_size,
+        lr=1e-3,
+        warmup=50,
+        lr_min_ratio=0.05,
+        seed=seed,
+        log_every=25,
+        save_every=100,
+    )
     loss_config = AutoencoderLossConfig(kl_weight=1e-6, disc_start=int(0.7 * train_config.steps))
     return config, loss_config, train_config
 
 
-def ldm_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, model_channels: int = 64) -> tuple[LDMConfig, TrainConfig]:
+def ldm_recipe(
+    ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, model_channels: int = 64
+) -> tuple[LDMConfig, TrainConfig]:
     """The text-to-image LDM: a 6.6M-parameter UNet on the f = 4 latents, tau_theta of 2 layers."""
     c = ae_config.latent_channels if ae_config is not None else 3
-    unet = UNetConfig(in_channels=c, out_channels=c, model_channels=model_channels, channel_mult=(1, 2, 2), attention_levels=(1, 2), num_heads=4, context_dim=64)
-    config = LDMConfig(autoencoder=ae_config, unet=unet, text=TextEncoderConfig(dim=64, n_layers=2), image_size=profile.image_size)
-    train_config = TrainConfig(steps=profile.ldm_steps, batch_size=profile.batch_size, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    unet = UNetConfig(
+        in_channels=c,
+        out_channels=c,
+        model_channels=model_channels,
+        channel_mult=(1, 2, 2),
+        attention_levels=(1, 2),
+        num_heads=4,
+        context_dim=64,
+    )
+    config = LDMConfig(
+        autoencoder=ae_config, unet=unet, text=TextEncoderConfig(dim=64, n_layers=2), image_size=profile.image_size
+    )
+    train_config = TrainConfig(
+        steps=profile.ldm_steps,
+        batch_size=profile.batch_size,
+        lr=1e-3,
+        warmup=100,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
     return config, train_config
 
 
@@ -63,22 +96,62 @@ def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfi
     the discretised decoder can place a pixel, and 1e-4 gives ~1.3 grey levels instead of ~3.7,
     so the bound measures the model rather than the schedule's coarse first step.
     """
-    unet = UNetConfig(in_channels=3, out_channels=3, model_channels=32, channel_mult=(1, 2, 2), attention_levels=(2,), num_heads=4, context_dim=32)
-    config = LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=32, n_layers=1), image_size=profile.image_size, beta_start=1e-4, beta_end=0.02, cond_drop=0.0)
+    unet = UNetConfig(
+        in_channels=3,
+        out_channels=3,
+        model_channels=32,
+        channel_mult=(1, 2, 2),
+        attention_levels=(2,),
+        num_heads=4,
+        context_dim=32,
+    )
+    config = LDMConfig(
+        autoencoder=None,
+        unet=unet,
+        text=TextEncoderConfig(dim=32, n_layers=1),
+        image_size=profile.image_size,
+        beta_start=1e-4,
+        beta_end=0.02,
+        cond_drop=0.0,
+    )
     # Half the profile's batch: at 32 x 32 pixels a step costs 4x one on 8 x 8 latents, and more,
     # smaller steps learned faster than fewer, larger ones in a budget of minutes.
-    train_config = TrainConfig(steps=PIXEL_STEPS[profile.name], batch_size=profile.batch_size // 2, lr=1e-3, warmup=100, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    train_config = TrainConfig(
+        steps=PIXEL_STEPS[profile.name],
+        batch_size=profile.batch_size // 2,
+        lr=1e-3,
+        warmup=100,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
     return config, train_config
 
 
-def sr_recipe(ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, steps: int = 1_000, batch_size: int = 64) -> tuple[SRConfig, TrainConfig]:
+def sr_recipe(
+    ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, steps: int = 1_000, batch_size: int = 64
+) -> tuple[SRConfig, TrainConfig]:
     """The x4 super-resolution models of lesson 09: one small UNet (0.82M parameters, no
     cross-attention, y concatenated), on the f = 4 latents (``ae_config``) or on pixels (None).
     Both get the same optimiser, schedule and EMA; the budget (steps, batch) comes from the
     experiment so that the two models always train equally long."""
     c = ae_config.latent_channels if ae_config is not None else 3
-    config = SRConfig(autoencoder=ae_config, unet=sr_unet_config(c, model_channels=32), image_size=profile.image_size, factor=4)
-    train_config = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, warmup=50, lr_min_ratio=0.1, ema_decay=0.995, seed=seed, log_every=25, save_every=250)
+    config = SRConfig(
+        autoencoder=ae_config, unet=sr_unet_config(c, model_channels=32), image_size=profile.image_size, factor=4
+    )
+    train_config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=1e-3,
+        warmup=50,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
     return config, train_config
 
 
@@ -96,7 +169,9 @@ class SRBudget:
 def sr_budget(profile: Profile) -> SRBudget:
     """The budget of lesson 09's two SR models (and of the shipped sr-ldm-f4 and sr-pixel)."""
     if profile.name == "full":
-        return SRBudget(steps=20_000, batch_size=profile.batch_size, n_test=min(2_000, profile.n_eval), sample_steps=100)
+        return SRBudget(
+            steps=20_000, batch_size=profile.batch_size, n_test=min(2_000, profile.n_eval), sample_steps=100
+        )
     return SRBudget()
 
 

@@ -11,17 +11,26 @@ from ..autoencoder import Autoencoder
 from ..eval.judge import AttributeClassifier
 from ..ldm import DiffusionModel, LatentDiffusion, LDMConfig, SRConfig, SuperResDiffusion
 
-DIFFUSION_CLASSES = {"LatentDiffusion": (LatentDiffusion, LDMConfig), "SuperResDiffusion": (SuperResDiffusion, SRConfig)}
+DIFFUSION_CLASSES = {
+    "LatentDiffusion": (LatentDiffusion, LDMConfig),
+    "SuperResDiffusion": (SuperResDiffusion, SRConfig),
+}
 
 
 def save_diffusion(model: DiffusionModel, path: Path) -> Path:
     """Save eps_theta (and tau_theta for text models) in fp16, without the autoencoder: it has its
     own file and is reused. The class and config go into the file's metadata."""
-    tensors = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items() if not k.startswith("autoencoder.")}
+    tensors = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+        if not k.startswith("autoencoder.")
+    }
     return ck.atomic_save(tensors, path, {"class": type(model).__name__, "config": ck.config_to_json(model.config)})
 
 
-def load_diffusion(path: str | Path, autoencoder: Autoencoder | None = None, expected: type | None = None) -> DiffusionModel:
+def load_diffusion(
+    path: str | Path, autoencoder: Autoencoder | None = None, expected: type | None = None
+) -> DiffusionModel:
     """Rebuild a LatentDiffusion or SuperResDiffusion from a file written by ``save_diffusion``, with
     its autoencoder (None in pixel space). Refuses an autoencoder of another config, and a file of
     another class than ``expected`` (when given)."""
@@ -36,7 +45,10 @@ def load_diffusion(path: str | Path, autoencoder: Autoencoder | None = None, exp
     state = ck.load_tensors(path)
     if config.autoencoder is not None:
         if autoencoder is None or autoencoder.config != config.autoencoder:
-            raise ck.CheckpointError(f"{path} was trained on the latents of an autoencoder with config {config.autoencoder}; pass that autoencoder")
+            raise ck.CheckpointError(
+                f"{path} was trained on the latents of an autoencoder with config {config.autoencoder}; pass "
+                    f"that autoencoder"
+            )
         state.update({f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()})
     reference = model.state_dict()
     model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
