@@ -7,7 +7,7 @@
    backward, at batch 64 on the f = 4 latents (8 x 8 x 4) with 16 context tokens and their mask.
 2. The DDIM loop: ldm_mini.sampling.ddim_sample against diffusers' DDIMScheduler loop, both driving
    the same trivial eps model, so what is timed is the loop's own overhead. The scheduler is set
-   to DESIGN.md's conventions (scaled_linear betas 0.00085..0.012, set_alpha_to_one=False,
+   to docs/CONVENTIONS.md ("Noise schedule", "DDIM") (scaled_linear betas 0.00085..0.012, set_alpha_to_one=False,
    steps_offset=1, "leading" spacing, no clipping); the two results must agree to 1e-5.
 """
 
@@ -124,7 +124,8 @@ def diffusers_ddim(
 
 
 def ddim_benchmark(steps: int = 50, repeats: int = 7, shape=(BATCH, 4, 8, 8)) -> dict:
-    """Agreement and loop overhead. diffusers computes its betas in float32, we in float64 (DESIGN.md):
+    """Agreement and loop overhead. diffusers computes its betas in float32, we in float64
+    (docs/CONVENTIONS.md, "Noise schedule"):
     alpha_bar differs by up to ~5e-7, which the 1/sqrt(alpha_bar) ~ 15 of the noisiest steps amplifies.
     So agreement is checked twice: with identical alpha_bar (the loops themselves must agree to 1e-5
     absolute) and with each library's own schedule (to 1e-5 relative to the largest |x|)."""
