@@ -97,9 +97,9 @@ class TextEncoder(nn.Module):
     blames for attribute leakage ("a red car and a white sheep").
     """
 
-    def __init__(self, config: TextEncoderConfig = TextEncoderConfig()):
+    def __init__(self, config: TextEncoderConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or TextEncoderConfig()
         self.token_emb = nn.Embedding(config.vocab_size, config.dim)
         self.pos_emb = nn.Parameter(torch.randn(config.context_len, config.dim) * 0.02)
         layer = nn.TransformerEncoderLayer(

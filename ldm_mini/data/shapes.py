@@ -80,8 +80,9 @@ def _object_phrase(colour: str, shape: str, size: str | None = None) -> str:
     return ("an " if words[0] in "aeiou" else "a ") + words
 
 
-def sample_scene(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()) -> Scene:
+def sample_scene(rng: np.random.Generator, config: ShapesConfig | None = None) -> Scene:
     """Draw the attributes of one image and its caption."""
+    config = config or ShapesConfig()
     if rng.random() >= config.p_two:
         return _single_scene(rng)
     return _two_scene(rng)
@@ -153,8 +154,9 @@ def _centre(rng: np.random.Generator, scene: Scene, which: int, config: ShapesCo
     return x, y
 
 
-def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig = ShapesConfig()) -> Image.Image:
+def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig | None = None) -> Image.Image:
     """Draw ``scene`` as an RGB image of ``config.image_size`` pixels a side."""
+    config = config or ShapesConfig()
     big = config.image_size * config.supersample
     background = tuple(int(v) for v in 240 + rng.integers(-10, 11, size=3))
     img = Image.new("RGB", (big, big), background)
@@ -169,8 +171,9 @@ def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig = 
     return img.resize((config.image_size, config.image_size), Image.BOX)
 
 
-def make_example(seed: int, split: str, index: int, config: ShapesConfig = ShapesConfig()) -> dict:
+def make_example(seed: int, split: str, index: int, config: ShapesConfig | None = None) -> dict:
     """One example (image + caption + attributes), a pure function of (seed, split, index)."""
+    config = config or ShapesConfig()
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
     rng = _rng(seed, split, index)
@@ -196,8 +199,9 @@ def _features(image_size: int):
     return Features(columns)
 
 
-def build_shapes(n: int, split: str = "train", seed: int = 0, config: ShapesConfig = ShapesConfig()):
+def build_shapes(n: int, split: str = "train", seed: int = 0, config: ShapesConfig | None = None):
     """Draw ``n`` captioned shapes as a Hugging Face ``datasets.Dataset`` (no caching)."""
+    config = config or ShapesConfig()
     rows = [make_example(seed, split, i, config) for i in range(n)]
     columns = {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
     return Dataset.from_dict(columns, features=_features(config.image_size))

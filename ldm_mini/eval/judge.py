@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ATTRIBUTE_VALUES, to_model_range
+from ..layers import eval_mode
 
 # ---------------------------------------------------------------------------- attribute classifier
 
@@ -61,9 +62,9 @@ class AttributeClassifier(nn.Module):
     It rebuilds from its config alone: ``AttributeClassifier(config).load_state_dict(sd)``.
     """
 
-    def __init__(self, config: AttributeClassifierConfig = AttributeClassifierConfig()):
+    def __init__(self, config: AttributeClassifierConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or AttributeClassifierConfig()
         widths = list(config.widths)
         self.blocks = nn.ModuleList(
             ConvBlock(c_in, c_out, config.groups) for c_in, c_out in zip([3] + widths[:-1], widths)
@@ -101,10 +102,8 @@ class AttributeClassifier(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, list[str]]:
         """x in [-1, 1] -> {attribute name: predicted value per image}, e.g. {"colour1": ["red", ...]}."""
-        was_training = self.training
-        self.eval()
-        logits = self(x)
-        self.train(was_training)
+        with eval_mode(self):
+            logits = self(x)
         return {name: [ATTRIBUTE_VALUES[name][i] for i in out.argmax(1).tolist()] for name, out in logits.items()}
 
 

@@ -24,6 +24,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from ..data import to_model_range
+from ..layers import eval_mode
 
 # ---------------------------------------------------------------------------- image ranges
 
@@ -132,13 +133,11 @@ def frechet_distance_from_features(real: torch.Tensor, fake: torch.Tensor) -> fl
 def embed_images(images: torch.Tensor, classifier: nn.Module, batch_size: int = 500) -> torch.Tensor:
     """The classifier's embedding (n, d) of images in [0, 1] (or uint8), in batches."""
     device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
-    out = [
-        classifier.embed(_to_classifier_range(images[i : i + batch_size]).to(device)).cpu()
-        for i in range(0, images.shape[0], batch_size)
-    ]
-    classifier.train(was_training)
+    with eval_mode(classifier):
+        out = [
+            classifier.embed(_to_classifier_range(images[i : i + batch_size]).to(device)).cpu()
+            for i in range(0, images.shape[0], batch_size)
+        ]
     return torch.cat(out)
 
 

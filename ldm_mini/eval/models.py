@@ -100,7 +100,7 @@ def evaluate_upscalers(methods: dict, hr: torch.Tensor, classifier, batch: int =
     """Upscale ``downsample(hr)`` (hr in [0, 1], n 3 H W) with each method; PSNR, SSIM, FD and
     CPU seconds per image. Returns {name: metrics}, and the outputs under "_images"."""
     y_low = downsample(hr * 2 - 1, value_range=(-1.0, 1.0))
-    y_low = (y_low + 1) / 2  # y in [0, 1]
+    y_low = to_image_range(y_low)  # y in [0, 1]
     rows, images = {}, {}
     for name, fn in methods.items():
         start = time.perf_counter()

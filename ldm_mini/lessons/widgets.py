@@ -18,6 +18,7 @@ from IPython.display import display
 from ..data import to_image_range
 from ..eval.measures import psnr, psnr_per_image
 from ..experiments.bits import split_point
+from ..layers import eval_mode
 from ..rate import bits_per_dim_dct, bits_per_dim_kl, bits_per_dim_vq, dct_truncate
 from .plotting import show_grid
 
@@ -120,12 +121,10 @@ def autoencoder_view(ae, images: torch.Tensor) -> dict:
     x01 = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     if x01.min() < 0 or x01.max() > 1:
         raise ValueError("float images must be in [0, 1]; for model-range images in [-1, 1] use data.to_image_range(x)")
-    was_training = ae.training
-    ae.eval()
     device = next(ae.parameters()).device
     x = (x01 * 2.0 - 1.0).to(device)  # the model range [-1, 1]
-    x_rec, aux = ae(x, sample_posterior=False)
-    ae.train(was_training)
+    with eval_mode(ae):
+        x_rec, aux = ae(x, sample_posterior=False)
     rec = to_image_range(x_rec).cpu()
     H, W = x.shape[-2:]
     c, h, w = ae.latent_shape(H, W)
@@ -258,8 +257,8 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
         "t": int(t),
         "x_t": x_t,
         "z_t": z_t,
-        "x_t_image": ((x_t + 1) / 2).clamp(0, 1).cpu(),
-        "z_t_decoded": ((decoded + 1) / 2).clamp(0, 1).cpu(),
+        "x_t_image": to_image_range(x_t).cpu(),
+        "z_t_decoded": to_image_range(decoded).cpu(),
         "alpha_bar": alpha_bar,
         "snr": snr,
         "log_snr": float(torch.tensor(snr, dtype=torch.float64).log()),
@@ -269,7 +268,7 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
 def draw_noising_view(x0: torch.Tensor, view: dict, schedule):
     """Five panels: x_0, x_t (pixels), z_t (its c channels), D(z_t), and log SNR(t) with t marked."""
     fig, axes = plt.subplots(1, 5, figsize=(13, 2.9), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.6]})
-    axes[0].imshow(((x0 + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+    axes[0].imshow(to_image_range(x0).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
     axes[0].set_title("x_0 (clean)", fontsize=9)
     axes[1].imshow(view["x_t_image"].permute(1, 2, 0).numpy(), interpolation="nearest")
     axes[1].set_title(f"x_t, pixel space\nt = {view['t']}", fontsize=9)
@@ -417,8 +416,8 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
     return {
         "t": int(ts[k]),
         "index": k,
-        "x_t_image": ((result["x_t"][k, image] + 1) / 2).clamp(0, 1),
-        "x0_hat_image": ((result["x0_hat"][k, image] + 1) / 2).clamp(0, 1),
+        "x_t_image": to_image_range(result["x_t"][k, image]),
+        "x0_hat_image": to_image_range(result["x0_hat"][k, image]),
         "bits_spent": spent,
         "share": spent / total,
         "total_bits": total,
@@ -431,7 +430,7 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
 def draw_bits_view(result: dict, view: dict, image: int = 0):
     """x_0, x_t, x0_hat, and the rate-distortion curve with the current step marked."""
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), gridspec_kw={"width_ratios": [1, 1, 1, 2.2]})
-    pictures = [((result["x0"][image] + 1) / 2).clamp(0, 1), view["x_t_image"], view["x0_hat_image"]]
+    pictures = [to_image_range(result["x0"][image]), view["x_t_image"], view["x0_hat_image"]]
     titles = [
         "x_0 (to be sent)",
         f"x_t, t = {view['t']}\n(what the receiver holds)",
