@@ -1,6 +1,5 @@
 import dataclasses
 import math
-import time
 
 import pytest
 import torch
@@ -18,7 +17,6 @@ from ldm_mini.eval import (
     psnr,
     psnr_per_image,
     ssim,
-    throughput,
     train_attribute_classifier,
 )
 
@@ -270,12 +268,3 @@ def test_train_a_few_steps_is_deterministic_and_checks_inputs(shapes):
         train_attribute_classifier(images[:10], labels, steps=1, progress=False)
     with pytest.raises(ValueError, match="uint8"):
         train_attribute_classifier(images.float(), labels, steps=1, progress=False)
-
-
-# ---------------------------------------------------------------------------- throughput
-
-
-def test_throughput_median_of_repeats():
-    # 4 images per call, each call sleeps 20 ms: at most 200 images/s (sleep never runs short)
-    rate = throughput(lambda: time.sleep(0.02), n_images=4, repeats=3)
-    assert 100 < rate <= 200

@@ -1,11 +1,10 @@
-"""Pure measures: PSNR and SSIM, the Frechet distance in a judge network's features, throughput.
+"""Pure measures: PSNR and SSIM, the Frechet distance in a judge network's features.
 
 - **Distortion**: ``psnr`` and ``ssim`` between an image x and its reconstruction x~ = D(E(x)),
   for the autoencoder lessons (the paper's Table 8 and Figure 6 report PSNR and SSIM).
 - **A Frechet distance** in the attribute classifier's feature space (``judge.py``), an *FID
   stand-in*. It is NOT the Inception FID of the paper: its numbers are only comparable with each
   other (same classifier, same number of images), never with published FIDs.
-- ``throughput``: images per second of any generation function.
 
 Image ranges, everywhere in this package: measures take images in [0, 1] (float, b 3 h w) as
 ``LatentDiffusion.generate`` returns them, or uint8 [0, 255]. The classifier itself works in
@@ -13,10 +12,6 @@ the model range [-1, 1], like the autoencoder, so the perceptual loss can feed i
 """
 
 from __future__ import annotations
-
-import statistics
-import time
-from typing import Callable
 
 import torch
 from torch import nn
@@ -156,28 +151,3 @@ def frechet_distance(
     return frechet_distance_from_features(
         embed_images(real_images, classifier, batch_size), embed_images(fake_images, classifier, batch_size)
     )
-
-
-# ---------------------------------------------------------------------------- speed
-
-
-def throughput(fn: Callable[[], object], n_images: int, repeats: int = 3, warmup: int = 0) -> float:
-    """Images per second of ``fn()``, which makes ``n_images`` images per call.
-
-    The median of ``repeats`` timed calls (time.perf_counter), so one call slowed down by
-    another program does not skew it; ``warmup`` untimed calls first (caches, lazy init).
-    On a GPU, work runs asynchronously, so we synchronise before reading the clock.
-    """
-    if repeats < 1 or n_images < 1:
-        raise ValueError(f"need repeats >= 1 and n_images >= 1, got {repeats} and {n_images}")
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return n_images / statistics.median(times)
