@@ -74,17 +74,18 @@ class EMA(nn.Module):
             ema_b.copy_(b)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, train_config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to lr * lr_min_ratio."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if step < train_config.warmup:
+        return train_config.lr * (step + 1) / train_config.warmup
+    progress = (step - train_config.warmup) / max(1, train_config.steps - train_config.warmup)
+    floor = train_config.lr_min_ratio
+    return train_config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def run_training(
     step_fn: Callable[[int, torch.Generator], dict],
-    cfg: TrainConfig,
+    train_config: TrainConfig,
     *,
     modules: dict[str, nn.Module],
     optimizers: dict[str, torch.optim.Optimizer],
@@ -94,7 +95,7 @@ def run_training(
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Call ``step_fn(step, generator) -> logs`` for steps [start, cfg.steps); return the history.
+    """Call ``step_fn(step, generator) -> logs`` for steps [start, train_config.steps); return the history.
 
     ``logs["loss"]`` must be the float loss of that step. Every ``log_every`` steps the logs
     are appended to the history; every ``save_every`` steps (and at the end) the full
@@ -102,7 +103,7 @@ def run_training(
     (used by tests to simulate an interruption). ``on_step(steps_done)`` runs after every
     step (e.g. to draw samples as training goes on).
     """
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(train_config.seed)
     state_path = Path(out_dir) / "state.safetensors" if out_dir else None
     start, history, elapsed_before = 0, [], 0.0
     if resume and state_path is not None and state_path.exists():
@@ -122,18 +123,18 @@ def run_training(
                 extra={"history": history, "seconds": elapsed()},
             )
 
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    end = train_config.steps if stop_after is None else min(train_config.steps, stop_after)
     bar = tqdm(
         range(start, end),
         desc=description,
-        disable=not cfg.progress or not distributed.is_main(),
+        disable=not train_config.progress or not distributed.is_main(),
         initial=start,
-        total=cfg.steps,
+        total=train_config.steps,
     )
     for step in bar:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
+                group["lr"] = lr_at(step, train_config) * group.get("lr_scale", 1.0)
         logs = step_fn(step, generator)
         if not math.isfinite(logs["loss"]):
             where = (
@@ -142,17 +143,17 @@ def run_training(
                 else "no checkpoint was written"
             )
             raise TrainingDiverged(
-                f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) "
+                f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {train_config.lr}) "
                     f"and resume."
             )
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % train_config.log_every == 0 or step + 1 == train_config.steps:
             history.append(
                 {"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}}
             )
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         if on_step is not None:
             on_step(step + 1)
-        if (step + 1) % cfg.save_every == 0 or step + 1 == end:
+        if (step + 1) % train_config.save_every == 0 or step + 1 == end:
             save(step + 1)
     return history
 
@@ -171,7 +172,7 @@ def sample_batch(
 def train_autoencoder(
     ae_config,
     images_uint8: torch.Tensor,
-    cfg: TrainConfig | None = None,
+    train_config: TrainConfig | None = None,
     loss_config=None,
     feature_net: nn.Module | None = None,
     out_dir: str | Path | None = None,
@@ -186,17 +187,17 @@ def train_autoencoder(
     of our attribute classifier, since LPIPS weights cannot be downloaded) + a PatchGAN
     adversarial loss that starts after a warm-up, plus the small KL or VQ regulariser.
     """
-    cfg = cfg or TrainConfig()
-    torch.manual_seed(cfg.seed)
+    train_config = train_config or TrainConfig()
+    torch.manual_seed(train_config.seed)
     device = torch.device(device)
     model = Autoencoder(ae_config).to(device)
-    loss_config = loss_config or AutoencoderLossConfig(disc_start=int(cfg.steps * 0.6))
+    loss_config = loss_config or AutoencoderLossConfig(disc_start=int(train_config.steps * 0.6))
     criterion = AutoencoderLoss(loss_config, feature_net).to(device)
-    opt_ae = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(criterion.discriminator.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    opt_ae = torch.optim.Adam(model.parameters(), lr=train_config.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(criterion.discriminator.parameters(), lr=train_config.lr, betas=(0.5, 0.9))
 
     def step_fn(step: int, generator: torch.Generator) -> dict:
-        x = sample_batch(images_uint8, cfg.batch_size, generator, device)
+        x = sample_batch(images_uint8, train_config.batch_size, generator, device)
         x_rec, aux = model(x)
         loss, logs = criterion.generator_loss(x, x_rec, aux, step, last_layer=model.last_layer())
         opt_ae.zero_grad(set_to_none=True)
@@ -212,7 +213,7 @@ def train_autoencoder(
 
     model.train()
     history = run_training(
-        step_fn, cfg, modules={"model": model, "discriminator": criterion.discriminator},
+        step_fn, train_config, modules={"model": model, "discriminator": criterion.discriminator},
         optimizers={"ae": opt_ae, "disc": opt_d}, out_dir=out_dir, resume=resume,
         description=f"{ae_config.reg.upper()}-f{ae_config.f}", stop_after=stop_after, on_step=on_step,
     )

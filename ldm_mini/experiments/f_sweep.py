@@ -88,18 +88,18 @@ def unet_config(f: int, image_size: int, latent_channels: int, model_channels: i
     )
 
 
-def build_model(f: int, cfg: FSweepConfig, image_size: int = 32) -> LatentDiffusion:
+def build_model(f: int, sweep: FSweepConfig, image_size: int = 32) -> LatentDiffusion:
     """A fresh text-to-image model at factor f: with the shipped autoencoder ae-kl-f{f} (frozen),
     or in pixel space for f = 1."""
     ae = None if f == 1 else load_pretrained(ae_name("kl", f))
     c = 3 if ae is None else ae.config.latent_channels
     config = LDMConfig(
         autoencoder=None if ae is None else ae.config,
-        unet=unet_config(f, image_size, c, cfg.model_channels),
+        unet=unet_config(f, image_size, c, sweep.model_channels),
         text=TextEncoderConfig(dim=64, n_layers=2),
         image_size=image_size,
     )
-    seed_everything(cfg.seed)
+    seed_everything(sweep.seed)
     ldm = LatentDiffusion(config)
     if ae is not None:
         ldm.autoencoder.load_state_dict(ae.state_dict())
@@ -145,9 +145,9 @@ def measure_quality(
     }
 
 
-def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, test) -> dict:
-    """Train the model at factor f for ``cfg.steps`` steps, measuring quality on the way."""
-    ldm = build_model(f, cfg, profile.image_size)
+def train_one(f: int, sweep: FSweepConfig, profile: Profile, classifier, train, test) -> dict:
+    """Train the model at factor f for ``sweep.steps`` steps, measuring quality on the way."""
+    ldm = build_model(f, sweep, profile.image_size)
     start = time.perf_counter()
     latents = (
         encode_images(ldm.autoencoder, images_uint8(train))
@@ -156,7 +156,7 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
     )
     encode_seconds = time.perf_counter() - start
     tokens = ldm.tokenizer(train["caption"])
-    captions, real = test["caption"][: cfg.n_eval], images_uint8(test)[: cfg.n_eval]
+    captions, real = test["caption"][: sweep.n_eval], images_uint8(test)[: sweep.n_eval]
     curve: list[dict] = []
     eval_seconds = 0.0
 
@@ -164,62 +164,62 @@ def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, te
     # the EMA weights that train_ldm returns (with ema_decay 0.99 they trail by ~100 steps).
     def on_step(step: int) -> None:  # quality against training steps (Fig. 6)
         nonlocal eval_seconds
-        if step % cfg.eval_every == 0 and step < cfg.steps:
+        if step % sweep.eval_every == 0 and step < sweep.steps:
             t0 = time.perf_counter()
-            q = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
+            q = measure_quality(ldm, captions, real, classifier, sweep.eval_ddim_steps, sweep.guidance, sweep.seed)
             curve.append({"step": step, "fd": q["fd"], "accuracy": q["accuracy"]})
             eval_seconds += time.perf_counter() - t0
             ldm.train()
 
-    train_cfg = TrainConfig(
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        warmup=min(100, cfg.steps // 10),
+    train_config = TrainConfig(
+        steps=sweep.steps,
+        batch_size=sweep.batch_size,
+        lr=sweep.lr,
+        warmup=min(100, sweep.steps // 10),
         lr_min_ratio=0.1,
         ema_decay=0.99,
-        seed=cfg.seed,
+        seed=sweep.seed,
         progress=False,
     )
     start = time.perf_counter()
-    ldm, _ = train_diffusion(ldm, latents, tokens, train_cfg, on_step=on_step)
+    ldm, _ = train_diffusion(ldm, latents, tokens, train_config, on_step=on_step)
     train_seconds = time.perf_counter() - start - eval_seconds
-    final = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
-    curve.append({"step": cfg.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
+    final = measure_quality(ldm, captions, real, classifier, sweep.eval_ddim_steps, sweep.guidance, sweep.seed)
+    curve.append({"step": sweep.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
     return {
         "ldm": ldm,
         "curve": curve,
         "train_seconds": train_seconds,
         "encode_seconds": encode_seconds,
-        "seconds_per_step": train_seconds / cfg.steps,
+        "seconds_per_step": train_seconds / sweep.steps,
     }
 
 
-def throughput_vs_quality(ldm: LatentDiffusion, cfg: FSweepConfig, classifier, test) -> list[dict]:
+def throughput_vs_quality(ldm: LatentDiffusion, sweep: FSweepConfig, classifier, test) -> list[dict]:
     """Fig. 7: for each number of DDIM steps S, images/s (decoder included) and the quality reached."""
-    captions, real = test["caption"][: cfg.n_throughput], images_uint8(test)[: cfg.n_throughput]
+    captions, real = test["caption"][: sweep.n_throughput], images_uint8(test)[: sweep.n_throughput]
     rows = []
-    for S in cfg.ddim_steps:
-        q = measure_quality(ldm, captions, real, classifier, S, cfg.guidance, cfg.seed)
+    for S in sweep.ddim_steps:
+        q = measure_quality(ldm, captions, real, classifier, S, sweep.guidance, sweep.seed)
         rows.append({"ddim_steps": S, "images_per_s": q["images_per_s"], "fd": q["fd"], "accuracy": q["accuracy"]})
     return rows
 
 
-def run(profile: Profile, out_dir: Path = RESULTS_DIR, cfg: FSweepConfig | None = None, **overrides) -> dict:
+def run(profile: Profile, out_dir: Path = RESULTS_DIR, sweep: FSweepConfig | None = None, **overrides) -> dict:
     """The whole sweep; writes data/experiments/f_sweep.json and f_sweep_samples_f{f}.png."""
-    cfg = replace(cfg or sweep_config(profile), **overrides)
+    sweep = replace(sweep or sweep_config(profile), **overrides)
     start = time.perf_counter()
     classifier = load_pretrained(CLASSIFIER)
-    train = load_shapes(profile.n_train, "train", seed=cfg.seed)
-    test = load_shapes(profile.n_eval, "test", seed=cfg.seed)
+    train = load_shapes(profile.n_train, "train", seed=sweep.seed)
+    test = load_shapes(profile.n_eval, "test", seed=sweep.seed)
     models = {}
-    for f in cfg.factors:
-        trained = train_one(f, cfg, profile, classifier, train, test)
+    for f in sweep.factors:
+        trained = train_one(f, sweep, profile, classifier, train, test)
         ldm = trained.pop("ldm")
-        trained["throughput"] = throughput_vs_quality(ldm, cfg, classifier, test)
+        trained["throughput"] = throughput_vs_quality(ldm, sweep, classifier, test)
         trained["params"] = ldm.unet.num_params()
         trained["latent_shape"] = list(ldm.latent_shape)
-        grid = ldm.generate(SAMPLE_CAPTIONS, steps=50, guidance=cfg.guidance, seed=cfg.seed)  # b 3 H W in [0, 1]
+        grid = ldm.generate(SAMPLE_CAPTIONS, steps=50, guidance=sweep.guidance, seed=sweep.seed)  # b 3 H W in [0, 1]
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         save_images(grid, str(Path(out_dir) / f"{NAME}_samples_f{f}.png"), ncols=len(SAMPLE_CAPTIONS), scale=2)
         trained["samples"] = f"{NAME}_samples_f{f}.png"
@@ -229,7 +229,7 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, cfg: FSweepConfig | None 
                 f"accuracy {trained['curve'][-1]['accuracy']:.2f}",
             flush=True,
         )
-    results = {"config": asdict(cfg), "profile": profile.name, "sample_captions": SAMPLE_CAPTIONS, "models": models}
+    results = {"config": asdict(sweep), "profile": profile.name, "sample_captions": SAMPLE_CAPTIONS, "models": models}
     save_results(NAME, results, out_dir, seconds=time.perf_counter() - start)
     return results
 
