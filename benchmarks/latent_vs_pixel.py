@@ -1,6 +1,6 @@
 """The paper's claim, measured: the same UNet in pixel space (f = 1) and on f = 4 and f = 8 latents.
 
-The UNet is the shipped text-to-image recipe (pretrained.ldm_recipe: 64 channels, mult (1, 2, 2),
+The UNet is the shipped text-to-image recipe (zoo.ldm_recipe: 64 channels, mult (1, 2, 2),
 attention at levels 1, 2 and the middle); only its input changes:
     f = 1: 32 x 32 x 3 pixels     f = 4: 8 x 8 x 4 latents     f = 8: 4 x 4 x 4 latents
 Measured, all sides in one process and interleaved:

@@ -25,7 +25,7 @@ PAD, START = "<pad>", "<start>"
 
 
 def grammar_words() -> list[str]:
-    """Every word the caption grammar of ``data.py`` can produce, in a stable order."""
+    """Every word the caption grammar of ``data/captions.py`` can produce, in a stable order."""
     words = ["a", "an", "and", *SIZES, *COLOURS, *SHAPES]
     for phrase in (*POSITION_PHRASE.values(), *RELATION_PHRASE.values()):
         words += phrase.split()

@@ -38,7 +38,7 @@ def test_adamw_foreach_gives_the_same_weights_as_the_per_parameter_loop():
         assert torch.equal(a, b)
 
 
-def test_train_ldm_uses_foreach_adamw(monkeypatch):
+def test_train_diffusion_uses_foreach_adamw(monkeypatch):
     import ldm_mini.train as train
 
     seen = {}

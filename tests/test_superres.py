@@ -1,4 +1,4 @@
-"""Super-resolution by concatenation (ldm_mini/superres.py): sizes, plumbing, training, errors."""
+"""Super-resolution by concatenation (ldm_mini/ldm.py, SuperResDiffusion): sizes, plumbing, training, errors."""
 
 import pytest
 import torch

@@ -75,7 +75,7 @@ def evaluate_ldm(
     seed: int = 0,
     batch_size: int = 100,
 ) -> dict:
-    """Prompt accuracy of DDIM samples for ``n`` test captions (see metrics.prompt_accuracy)."""
+    """Prompt accuracy of DDIM samples for ``n`` test captions (see prompts.prompt_accuracy)."""
     captions = evaluation_captions(n, seed)
     images = torch.cat(
         [

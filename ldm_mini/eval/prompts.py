@@ -150,7 +150,7 @@ def score_binding(caption: str, seen: dict[str, str]) -> dict[str, bool]:
     - ``swapped``: all named colours and shapes present on two objects, but paired wrongly
       (the caption's leakage: a blue circle and a red square for "a red circle and a blue square");
     - ``binding_layout``: ``binding``, and for relation captions the stated layout too (the
-      ``two_binding`` of ``metrics.prompt_accuracy``, the number in the manifest).
+      ``two_binding`` of ``prompt_accuracy``, the number in the manifest).
     """
     wanted, got = caption_objects(caption), _objects(seen)
     colours, shapes = {c for c, _ in got}, {s for _, s in got}

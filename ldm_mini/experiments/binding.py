@@ -60,7 +60,7 @@ GRID_CAPTIONS = 8  # captions (columns) in the saved sample grid
 
 
 def variant_recipe(profile: Profile, pooled: bool, seed: int = 0):
-    """The shipped LDM's recipe (``pretrained.ldm_recipe``), with per-token or pooled text."""
+    """The shipped LDM's recipe (``zoo.ldm_recipe``), with per-token or pooled text."""
     ae = load_pretrained(ae_name("kl", 4))
     config, train_config = ldm_recipe(ae.config, profile, seed)
     config = dataclasses.replace(config, text=dataclasses.replace(config.text, pooled=pooled))
@@ -70,7 +70,7 @@ def variant_recipe(profile: Profile, pooled: bool, seed: int = 0):
 def train_variant(
     profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True
 ) -> tuple[LatentDiffusion, dict]:
-    """Train an LDM exactly as ``pretrained.build_ldm`` trains the shipped one, except for the
+    """Train an LDM exactly as ``zoo.build_ldm`` trains the shipped one, except for the
     ``pooled`` switch. The training state is kept in ``work_dir``; a finished run is reloaded
     instead of retrained. Returns (model, {"train_seconds", "steps", "final_loss"})."""
     ae, config, train_config = variant_recipe(profile, pooled, seed)

@@ -161,7 +161,7 @@ def train_one(f: int, sweep: FSweepConfig, profile: Profile, classifier, train, 
     eval_seconds = 0.0
 
     # The points during training judge the current weights; the last one, after training,
-    # the EMA weights that train_ldm returns (with ema_decay 0.99 they trail by ~100 steps).
+    # the EMA weights that train_diffusion returns (with ema_decay 0.99 they trail by ~100 steps).
     def on_step(step: int) -> None:  # quality against training steps (Fig. 6)
         nonlocal eval_seconds
         if step % sweep.eval_every == 0 and step < sweep.steps:
