@@ -215,12 +215,12 @@ plt.show()
 #
 # How many steps, and how much guidance? We generate one image for each of N_EVAL held-out
 # captions (DDIM, eta = 0, the same seed everywhere) and judge them two ways:
-# - **prompt accuracy** (`metrics.prompt_accuracy`, read by the attribute classifier): a one-object
+# - **prompt accuracy** (`eval.prompt_accuracy`, read by the attribute classifier): a one-object
 #   caption is right when the image shows exactly one object of the named colour and shape
 #   ("single"); a two-object caption when both (colour, shape) pairs are there, in the stated
 #   arrangement ("two_binding"); "swapped" counts two-object images with the colours on the wrong shapes;
 # - **a Frechet distance** to the real test images of the same captions, in the classifier's features
-#   (`metrics.frechet_distance`, our FID stand-in, lower = closer to the real images' statistics). With
+#   (`eval.frechet_distance`, our FID stand-in, lower = closer to the real images' statistics). With
 #   200 images it carries a few points of noise, and it is only comparable within this table.
 #
 # We sweep DDIM steps S in {5, 10, 20, 50} at s = 3, and the guidance s in {0, 1, 3, 5} at S = 20, timing

@@ -160,7 +160,7 @@ print(f"text LDM  z_t {text_ldm.latent_shape}, context tau_theta(y) {tuple(conte
 #
 # For the LDM, z_0 = s · E(x) is encoded once (the latent cache of lesson 05); for the pixel
 # model z_0 is x. We time a few steps of each from scratch, with the recipe and batch size the
-# shipped models used (`pretrained.sr_recipe`).
+# shipped models used (`zoo.sr_recipe`).
 
 # %%
 from ldm_mini.zoo import sr_recipe

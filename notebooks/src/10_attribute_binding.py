@@ -206,7 +206,7 @@ print(f"attention weights with one token: {torch.softmax(q @ context.transpose(1
 
 # %% [markdown]
 # We trained the pooled model with **exactly the recipe of the shipped per-token model**
-# (`pretrained.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
+# (`zoo.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
 # `pooled=True` differs) and measured both on the same 200 two-object test captions with the same
 # noises. No pooled checkpoint is shipped (the checkpoint budget is spent); the experiment command
 # trains it again.
