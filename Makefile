@@ -23,6 +23,7 @@ lessons: $(VENV)/.installed
 
 ## Unit tests, then every notebook under nbval (cells marked NBVAL_CHECK_OUTPUT must print the same).
 test: $(VENV)/.installed
+	$(PY) -m ruff check ldm_mini tests benchmarks scripts
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 

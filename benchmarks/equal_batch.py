@@ -33,7 +33,9 @@ def report(r: dict) -> str:
     for key, value in r.items():
         if key.startswith("f"):
             extra = f" (x{value['sample_speedup_vs_f1']:.1f} vs f=1)" if "sample_speedup_vs_f1" in value else ""
-            lines.append(f"  {key}: {value['images_per_s']:.2f} images/s, median {value['median_s']:.2f} s per call{extra}")
+            lines.append(
+                f"  {key}: {value['images_per_s']:.2f} images/s, median {value['median_s']:.2f} s per call{extra}"
+            )
     return "\n".join(lines)
 
 

@@ -21,7 +21,18 @@ from .common import compare, save
 from .latent_vs_pixel import TrainStep, build, sampler
 
 # ops whose work FlopCounterMode counts (forward and backward kernels as the CPU profiler names them)
-COMPUTE = ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "conv", "convolution", "scaled_dot_product", "flash_attention")
+COMPUTE = (
+    "mm",
+    "addmm",
+    "bmm",
+    "baddbmm",
+    "matmul",
+    "linear",
+    "conv",
+    "convolution",
+    "scaled_dot_product",
+    "flash_attention",
+)
 NORM = ("norm",)
 OPTIM = ("_foreach", "adam", "lerp", "clip")
 
@@ -49,7 +60,32 @@ def category(name: str) -> str:
         return "GroupNorm / LayerNorm"
     if any(k in n for k in COMPUTE):
         return "matmul / conv / attention (counted FLOPs)"
-    if n.startswith("aten::") and any(k in n for k in ("add", "mul", "sub", "div", "silu", "gelu", "softmax", "cat", "copy", "fill", "zero", "where", "pow", "sqrt", "neg", "mse", "sum", "mean", "exp", "cos", "sin")):
+    if n.startswith("aten::") and any(
+        k in n
+        for k in (
+            "add",
+            "mul",
+            "sub",
+            "div",
+            "silu",
+            "gelu",
+            "softmax",
+            "cat",
+            "copy",
+            "fill",
+            "zero",
+            "where",
+            "pow",
+            "sqrt",
+            "neg",
+            "mse",
+            "sum",
+            "mean",
+            "exp",
+            "cos",
+            "sin",
+        )
+    ):
         return "elementwise / copies / reductions"
     return "other (python, autograd glue, allocation)"
 
@@ -68,9 +104,12 @@ def profile_table(fn, steps: int, top: int = 15) -> dict:
     cats: dict[str, float] = {}
     for key, s, _ in events:
         cats[category(key)] = cats.get(category(key), 0.0) + s
-    return {"wall_s_profiled": wall, "self_cpu_total_s": total,
-            "top_ops": [{"op": k, "self_s": s, "share": s / total, "calls": c} for k, s, c in events[:top]],
-            "categories": {k: {"self_s": v, "share": v / total} for k, v in sorted(cats.items(), key=lambda kv: -kv[1])}}
+    return {
+        "wall_s_profiled": wall,
+        "self_cpu_total_s": total,
+        "top_ops": [{"op": k, "self_s": s, "share": s / total, "calls": c} for k, s, c in events[:top]],
+        "categories": {k: {"self_s": v, "share": v / total} for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def run(repeats: int = 3) -> dict:
@@ -87,7 +126,9 @@ def run(repeats: int = 3) -> dict:
         r["step_s"] = times[k]["median_s"]
         r["achieved_flops_per_s"] = r["flops_per_step"] / r["step_s"]
         r["fraction_of_matmul_peak"] = r["achieved_flops_per_s"] / peak["peak_flops_per_s"]
-    results["train"]["flops_ratio_f1_over_f4"] = results["train"]["f1"]["flops_per_step"] / results["train"]["f4"]["flops_per_step"]
+    results["train"]["flops_ratio_f1_over_f4"] = (
+        results["train"]["f1"]["flops_per_step"] / results["train"]["f4"]["flops_per_step"]
+    )
     # the work of sampling one image (DDIM-50 with guidance: 100 UNet inputs, + tau_theta and the decoder):
     # the speed-up latents could give if every model used the cores equally well
     per_image = {k: count_flops(sampler(s.ldm.eval(), batch=2, steps=50)) / 2 for k, s in steps.items()}
@@ -107,10 +148,16 @@ def report(r: dict) -> str:
              + ", ".join(f"n={n}: {v / 1e9:.1f}" for n, v in r["matmul"]["flops_per_s_by_size"].items())]
     for f in ("f1", "f4", "f8"):
         x = r["train"][f]
-        lines.append(f"train step {f} (b=64): {x['flops_per_step'] / 1e9:.1f} GFLOP in {x['step_s']:.3f} s = "
-                     f"{x['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * x['fraction_of_matmul_peak']:.0f}% of the matmul peak")
-    lines.append("DDIM-50 sampling FLOPs per image: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP" for k, v in r["sample_flops_per_image"].items())
-                 + f"; f1/f4 = {r['sample_flops_ratio_f1_over_f4']:.1f}, f1/f8 = {r['sample_flops_ratio_f1_over_f8']:.1f}")
+        lines.append(
+            f"train step {f} (b=64): {x['flops_per_step'] / 1e9:.1f} GFLOP in {x['step_s']:.3f} s = "
+            f"{x['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * x['fraction_of_matmul_peak']:.0f}% of the "
+                f"matmul peak"
+        )
+    lines.append(
+        "DDIM-50 sampling FLOPs per image: "
+        + ", ".join(f"{k} {v / 1e9:.1f} GFLOP" for k, v in r["sample_flops_per_image"].items())
+        + f"; f1/f4 = {r['sample_flops_ratio_f1_over_f4']:.1f}, f1/f8 = {r['sample_flops_ratio_f1_over_f8']:.1f}"
+    )
     for name in ("profile_train_f4", "profile_sample_f4"):
         lines.append(f"{name}: " + "; ".join(f"{k} {100 * v['share']:.0f}%" for k, v in r[name]["categories"].items()))
         lines += [f"   {o['op']:<45} {100 * o['share']:5.1f}%  x{o['calls']}" for o in r[name]["top_ops"][:8]]

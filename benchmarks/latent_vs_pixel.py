@@ -1,10 +1,10 @@
 """The paper's claim, measured: the same UNet in pixel space (f = 1) and on f = 4 and f = 8 latents.
 
-The UNet is the shipped text-to-image recipe (pretrained.ldm_recipe: 64 channels, mult (1, 2, 2),
+The UNet is the shipped text-to-image recipe (zoo.ldm_recipe: 64 channels, mult (1, 2, 2),
 attention at levels 1, 2 and the middle); only its input changes:
     f = 1: 32 x 32 x 3 pixels     f = 4: 8 x 8 x 4 latents     f = 8: 4 x 4 x 4 latents
 Measured, all sides in one process and interleaved:
-- training step time at batch 64 (loss, backward, clipping, AdamW, EMA: the step of train.train_ldm);
+- training step time at batch 64 (loss, backward, clipping, AdamW, EMA: the step of train.train_diffusion);
 - DDIM-50 sampling with guidance 3 (one batched [uncond; cond] call per step), decoder included,
   as images per second (ldm.generate, which is what a user calls);
 - peak memory (resident set size) of a training step and of sampling, each in a fresh process.
@@ -25,8 +25,8 @@ from torch import nn
 
 from ldm_mini.config import QUICK, seed_everything
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.pretrained import PROGRESS_CAPTIONS, ae_name, ldm_recipe, load_pretrained
 from ldm_mini.train import EMA
+from ldm_mini.zoo import PROGRESS_CAPTIONS, ae_name, ldm_recipe, load_pretrained
 
 from .common import compare, save
 
@@ -50,8 +50,8 @@ def build(f: int) -> LatentDiffusion:
 
 
 class TrainStep:
-    """One optimiser step exactly as train.train_ldm takes it, on a fixed cache of latents.
-    (foreach=False: the per-parameter AdamW that train_ldm used before; see speed_options.)"""
+    """One optimiser step exactly as train.train_diffusion takes it, on a fixed cache of latents.
+    (foreach=False: the per-parameter AdamW that train_diffusion used before; see speed_options.)"""
 
     def __init__(self, ldm: LatentDiffusion, batch: int = TRAIN_BATCH, seed: int = 0, foreach: bool = True):
         g = torch.Generator().manual_seed(seed)
@@ -109,9 +109,15 @@ def memory(f: int, what: str) -> dict:
 # ------------------------------------------------------------------ the benchmark
 def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
     models = {f: build(f) for f in FACTORS}
-    results: dict = {"train_batch": TRAIN_BATCH, "sample_batch": SAMPLE_BATCH, "ddim_steps": STEPS, "guidance": GUIDANCE,
-                     "unet_params": models[4].unet.num_params(), "text_encoder_params": sum(p.numel() for p in models[4].text_encoder.parameters()),
-                     "latent_shapes": {f"f{f}": list(m.latent_shape) for f, m in models.items()}}
+    results: dict = {
+        "train_batch": TRAIN_BATCH,
+        "sample_batch": SAMPLE_BATCH,
+        "ddim_steps": STEPS,
+        "guidance": GUIDANCE,
+        "unet_params": models[4].unet.num_params(),
+        "text_encoder_params": sum(p.numel() for p in models[4].text_encoder.parameters()),
+        "latent_shapes": {f"f{f}": list(m.latent_shape) for f, m in models.items()},
+    }
 
     train = compare({f"f{f}": TrainStep(m) for f, m in models.items()}, repeats=train_repeats)
     for m in models.values():
@@ -120,8 +126,11 @@ def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
                      warm_fns={f"f{f}": sampler(m, steps=2) for f, m in models.items()})
     # latents pay off more at larger batches (small 8x8 and 4x4 maps use the cores poorly); f = 1 at
     # batch 64 would take ~5 min, and it already runs near the matmul peak (see flops), so only f = 4, 8
-    big = compare({f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH) for f, m in models.items() if f > 1}, repeats=sample_repeats,
-                  warm_fns={f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH, steps=2) for f, m in models.items() if f > 1})
+    big = compare(
+        {f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH) for f, m in models.items() if f > 1},
+        repeats=sample_repeats,
+        warm_fns={f"f{f}": sampler(m, batch=BIG_SAMPLE_BATCH, steps=2) for f, m in models.items() if f > 1},
+    )
     # the decoder's share of sampling time: D(z) alone on a batch of latents
     decode = {}
     for f, m in models.items():
@@ -143,7 +152,9 @@ def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
         k = f"f{f}"
         results[k]["train_speedup_vs_f1"] = results["f1"]["train_step_s"] / results[k]["train_step_s"]
         results[k]["sample_speedup_vs_f1"] = results[k]["images_per_s"] / results["f1"]["images_per_s"]
-        results[k][f"sample_speedup_b{BIG_SAMPLE_BATCH}_vs_f1_b{SAMPLE_BATCH}"] = results[k][f"images_per_s_b{BIG_SAMPLE_BATCH}"] / results["f1"]["images_per_s"]
+        results[k][f"sample_speedup_b{BIG_SAMPLE_BATCH}_vs_f1_b{SAMPLE_BATCH}"] = (
+            results[k][f"images_per_s_b{BIG_SAMPLE_BATCH}"] / results["f1"]["images_per_s"]
+        )
     results["targets"] = {"f4_sample_speedup_ge_15": results["f4"]["sample_speedup_vs_f1"] >= 15,
                           "f4_train_speedup_ge_10": results["f4"]["train_speedup_vs_f1"] >= 10,
                           "f8_faster_than_f4": results["f8"]["images_per_s"] > results["f4"]["images_per_s"]
@@ -152,12 +163,18 @@ def run(train_repeats: int = 3, sample_repeats: int = 3) -> dict:
 
 
 def report(r: dict) -> str:
-    lines = [f"{'':4} {'train step (b=64)':>18} {'x vs f1':>8} {'DDIM-50 img/s':>14} {'x vs f1':>8} {'decoder':>8} {'peak MB train/sample':>21}"]
+    lines = [
+        f"{'':4} {'train step (b=64)':>18} {'x vs f1':>8} {'DDIM-50 img/s':>14} {'x vs f1':>8} {'decoder':>8} "
+            f"{'peak MB train/sample':>21}"
+    ]
     for f in FACTORS:
         x = r[f"f{f}"]
-        lines.append(f"f={f:<2} {x['train_step_s']:>16.3f} s {x.get('train_speedup_vs_f1', 1.0):>8.1f} {x['images_per_s']:>14.2f} "
-                     f"{x.get('sample_speedup_vs_f1', 1.0):>8.1f} {100 * x['decoder_share']:>7.1f}% "
-                     f"{x['memory_train']['delta_mb']:>10.0f} / {x['memory_sample']['delta_mb']:.0f}")
+        lines.append(
+            f"f={f:<2} {x['train_step_s']:>16.3f} s {x.get('train_speedup_vs_f1', 1.0):>8.1f} "
+                f"{x['images_per_s']:>14.2f} "
+            f"{x.get('sample_speedup_vs_f1', 1.0):>8.1f} {100 * x['decoder_share']:>7.1f}% "
+            f"{x['memory_train']['delta_mb']:>10.0f} / {x['memory_sample']['delta_mb']:.0f}"
+        )
     return "\n".join(lines)
 
 

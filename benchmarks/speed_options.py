@@ -1,7 +1,8 @@
 """Speed options, before/after on the f = 4 LDM (the shipped recipe), all in one process, interleaved.
 
 Training step at batch 64:      fp32 (the default, AdamW(foreach=True)) | channels_last memory format | bf16 autocast |
-                                AdamW looping over the parameters (torch's CPU default, what train_ldm used before it passed foreach=True)
+                                AdamW looping over the parameters (torch's CPU default, what train_diffusion '
+                                    torch'used before it passed foreach=True)
 DDIM-50 sampling with guidance: torch.no_grad (the default) | torch.inference_mode | bf16 autocast
 bf16 needs a CPU with bf16 instructions (AVX-512 BF16 / AMX) to pay off; elsewhere it can be slower,
 which is why it is a measured option and not a default.
@@ -45,23 +46,35 @@ def run(repeats: int = 5) -> dict:
         diff_bf16 = (sample() - ref).abs().max().item()
     samp = compare({"no_grad": sample, "inference_mode": _with(torch.inference_mode, sample),
                     "bf16_autocast": _with(bf16, sample)}, repeats=max(3, repeats - 2))
-    out = {"train_batch": 64, "sample_batch": SAMPLE_BATCH, "train": train, "sample": samp,
-           "sample_max_abs_diff": {"inference_mode": same_inference, "bf16_autocast": diff_bf16},
-           "speedup": {"train_channels_last": train["fp32"]["median_s"] / train["channels_last"]["median_s"],
-                       "train_bf16": train["fp32"]["median_s"] / train["bf16_autocast"]["median_s"],
-                       "train_adamw_foreach_after_vs_before": train["adamw_per_parameter_before"]["median_s"] / train["fp32"]["median_s"],
-                       "sample_inference_mode": samp["no_grad"]["median_s"] / samp["inference_mode"]["median_s"],
-                       "sample_bf16": samp["no_grad"]["median_s"] / samp["bf16_autocast"]["median_s"]}}
+    out = {
+        "train_batch": 64,
+        "sample_batch": SAMPLE_BATCH,
+        "train": train,
+        "sample": samp,
+        "sample_max_abs_diff": {"inference_mode": same_inference, "bf16_autocast": diff_bf16},
+        "speedup": {
+            "train_channels_last": train["fp32"]["median_s"] / train["channels_last"]["median_s"],
+            "train_bf16": train["fp32"]["median_s"] / train["bf16_autocast"]["median_s"],
+            "train_adamw_foreach_after_vs_before": train["adamw_per_parameter_before"]["median_s"]
+            / train["fp32"]["median_s"],
+            "sample_inference_mode": samp["no_grad"]["median_s"] / samp["inference_mode"]["median_s"],
+            "sample_bf16": samp["no_grad"]["median_s"] / samp["bf16_autocast"]["median_s"],
+        },
+    }
     return out
 
 
 def report(r: dict) -> str:
     t, s = r["train"], r["sample"]
     return "\n".join(
-        [f"train step f4 b=64: " + ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in t.items())]
+        ["train step f4 b=64: " + ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in t.items())]
         + [f"DDIM-50 f4 b={r['sample_batch']}: " + ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in s.items())]
-        + [f"speedups: " + ", ".join(f"{k} x{v:.2f}" for k, v in r["speedup"].items())]
-        + [f"sample max |diff| vs no_grad fp32: " + ", ".join(f"{k} {v:.1e}" for k, v in r["sample_max_abs_diff"].items())])
+        + ["speedups: " + ", ".join(f"{k} x{v:.2f}" for k, v in r["speedup"].items())]
+        + [
+            "sample max |diff| vs no_grad fp32: "
+            + ", ".join(f"{k} {v:.1e}" for k, v in r["sample_max_abs_diff"].items())
+        ]
+    )
 
 
 def main() -> None:

@@ -7,7 +7,7 @@
    backward, at batch 64 on the f = 4 latents (8 x 8 x 4) with 16 context tokens and their mask.
 2. The DDIM loop: ldm_mini.sampling.ddim_sample against diffusers' DDIMScheduler loop, both driving
    the same trivial eps model, so what is timed is the loop's own overhead. The scheduler is set
-   to DESIGN.md's conventions (scaled_linear betas 0.00085..0.012, set_alpha_to_one=False,
+   to docs/CONVENTIONS.md ("Noise schedule", "DDIM") (scaled_linear betas 0.00085..0.012, set_alpha_to_one=False,
    steps_offset=1, "leading" spacing, no clipping); the two results must agree to 1e-5.
 """
 
@@ -19,9 +19,9 @@ import torch
 
 from ldm_mini.config import QUICK, seed_everything
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.pretrained import ldm_recipe
 from ldm_mini.sampling import ddim_sample, ddim_timesteps
 from ldm_mini.unet import UNet
+from ldm_mini.zoo import ldm_recipe
 
 from .common import compare, save
 
@@ -61,7 +61,8 @@ def unet_benchmark(repeats: int = 7) -> dict:
     x = torch.randn(BATCH, 4, 8, 8, generator=g)
     t = torch.randint(0, 1000, (BATCH,), generator=g)
     ctx = torch.randn(BATCH, TOKENS, c.context_dim, generator=g)
-    mask = torch.arange(TOKENS)[None] < torch.randint(2, TOKENS, (BATCH, 1), generator=g)   # captions of various lengths
+    # captions of various lengths
+    mask = torch.arange(TOKENS)[None] < torch.randint(2, TOKENS, (BATCH, 1), generator=g)
 
     def fwd_ours():
         with torch.no_grad():
@@ -105,12 +106,15 @@ def trivial_eps(x: torch.Tensor, t) -> torch.Tensor:
     return 0.5 * x * (t.reshape(-1, *[1] * (x.ndim - 1)) / 1000)
 
 
-def diffusers_ddim(x_T: torch.Tensor, steps: int, eta: float = 0.0, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
+def diffusers_ddim(
+    x_T: torch.Tensor, steps: int, eta: float = 0.0, alphas_cumprod: torch.Tensor | None = None
+) -> torch.Tensor:
     """diffusers' DDIM loop. alphas_cumprod: replace the scheduler's float32 alpha_bar by these (ours are float64)."""
     scheduler = ddim_scheduler()
     if alphas_cumprod is not None:
         scheduler.alphas_cumprod = alphas_cumprod.clone()
-        scheduler.final_alpha_cumprod = alphas_cumprod[0].clone()   # set_alpha_to_one=False: the last step lands on alpha_bar_0
+        # set_alpha_to_one=False: the last step lands on alpha_bar_0
+        scheduler.final_alpha_cumprod = alphas_cumprod[0].clone()
     scheduler.set_timesteps(steps)
     x = x_T
     with torch.no_grad():
@@ -120,7 +124,8 @@ def diffusers_ddim(x_T: torch.Tensor, steps: int, eta: float = 0.0, alphas_cumpr
 
 
 def ddim_benchmark(steps: int = 50, repeats: int = 7, shape=(BATCH, 4, 8, 8)) -> dict:
-    """Agreement and loop overhead. diffusers computes its betas in float32, we in float64 (DESIGN.md):
+    """Agreement and loop overhead. diffusers computes its betas in float32, we in float64
+    (docs/CONVENTIONS.md, "Noise schedule"):
     alpha_bar differs by up to ~5e-7, which the 1/sqrt(alpha_bar) ~ 15 of the noisiest steps amplifies.
     So agreement is checked twice: with identical alpha_bar (the loops themselves must agree to 1e-5
     absolute) and with each library's own schedule (to 1e-5 relative to the largest |x|)."""
@@ -137,12 +142,19 @@ def ddim_benchmark(steps: int = 50, repeats: int = 7, shape=(BATCH, 4, 8, 8)) ->
     rel_own = diff_own / ours.abs().max().item()
     times = compare({"ldm_mini": lambda: ddim_sample(trivial_eps, x_T, schedule, steps=steps),
                      "diffusers": lambda: diffusers_ddim(x_T, steps)}, repeats=repeats)
-    return {"steps": steps, "shape": list(shape), "same_timesteps": same_timesteps,
-            "max_abs_diff_same_alpha_bar": diff_same, "max_abs_diff_own_schedules": diff_own,
-            "max_rel_diff_own_schedules": rel_own, "max_abs_alpha_bar_diff": (scheduler.alphas_cumprod.double() - schedule.alphas_cumprod).abs().max().item(),
-            "agree_1e-5": diff_same <= 1e-5 and rel_own <= 1e-5 and same_timesteps, "loop": times,
-            "overhead_per_step_ms": {k: 1000 * v["median_s"] / steps for k, v in times.items()},
-            "overhead_ratio": times["ldm_mini"]["median_s"] / times["diffusers"]["median_s"]}
+    return {
+        "steps": steps,
+        "shape": list(shape),
+        "same_timesteps": same_timesteps,
+        "max_abs_diff_same_alpha_bar": diff_same,
+        "max_abs_diff_own_schedules": diff_own,
+        "max_rel_diff_own_schedules": rel_own,
+        "max_abs_alpha_bar_diff": (scheduler.alphas_cumprod.double() - schedule.alphas_cumprod).abs().max().item(),
+        "agree_1e-5": diff_same <= 1e-5 and rel_own <= 1e-5 and same_timesteps,
+        "loop": times,
+        "overhead_per_step_ms": {k: 1000 * v["median_s"] / steps for k, v in times.items()},
+        "overhead_ratio": times["ldm_mini"]["median_s"] / times["diffusers"]["median_s"],
+    }
 
 
 def run() -> dict:
@@ -154,15 +166,23 @@ def run() -> dict:
 def report(r: dict) -> str:
     u, d = r["unet"], r["ddim"]
     ms = lambda s: f"{1000 * s['median_s']:.1f} ms"  # noqa: E731
-    return "\n".join([
-        f"UNet params: ldm_mini {u['params']['ldm_mini']:,}, diffusers {u['params']['diffusers']:,} ({100 * u['params']['relative_diff']:+.2f}%)",
-        f"forward b=64:          ldm_mini {ms(u['forward']['ldm_mini'])}, diffusers {ms(u['forward']['diffusers'])}, ratio {u['forward_ratio']:.2f}",
-        f"forward+backward b=64: ldm_mini {ms(u['forward_backward']['ldm_mini'])}, diffusers {ms(u['forward_backward']['diffusers'])}, ratio {u['forward_backward_ratio']:.2f}",
-        f"DDIM-{d['steps']} loop, trivial model: ldm_mini {d['overhead_per_step_ms']['ldm_mini']:.3f} ms/step, diffusers "
-        f"{d['overhead_per_step_ms']['diffusers']:.3f} ms/step, ratio {d['overhead_ratio']:.2f}",
-        f"DDIM agreement: same alpha_bar max |diff| {d['max_abs_diff_same_alpha_bar']:.1e}; own schedules max |diff| "
-        f"{d['max_abs_diff_own_schedules']:.1e} (relative {d['max_rel_diff_own_schedules']:.1e}); timesteps equal: {d['same_timesteps']}",
-    ])
+    return "\n".join(
+        [
+            f"UNet params: ldm_mini {u['params']['ldm_mini']:,}, diffusers {u['params']['diffusers']:,} "
+                f"({100 * u['params']['relative_diff']:+.2f}%)",
+            f"forward b=64:          ldm_mini {ms(u['forward']['ldm_mini'])}, diffusers "
+                f"{ms(u['forward']['diffusers'])}, ratio {u['forward_ratio']:.2f}",
+            f"forward+backward b=64: ldm_mini {ms(u['forward_backward']['ldm_mini'])}, diffusers "
+                f"{ms(u['forward_backward']['diffusers'])}, ratio {u['forward_backward_ratio']:.2f}",
+            f"DDIM-{d['steps']} loop, trivial model: ldm_mini {d['overhead_per_step_ms']['ldm_mini']:.3f} "
+                f"ms/step, diffusers "
+            f"{d['overhead_per_step_ms']['diffusers']:.3f} ms/step, ratio {d['overhead_ratio']:.2f}",
+            f"DDIM agreement: same alpha_bar max |diff| {d['max_abs_diff_same_alpha_bar']:.1e}; own schedules "
+                f"max |diff| "
+            f"{d['max_abs_diff_own_schedules']:.1e} (relative {d['max_rel_diff_own_schedules']:.1e}); timesteps "
+                f"equal: {d['same_timesteps']}",
+        ]
+    )
 
 
 def main() -> None:

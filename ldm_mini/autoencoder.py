@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .layers import Downsample, Upsample, autoencoder_norm
+
 ALLOWED_F = (1, 2, 4, 8, 16)
 ALLOWED_REG = ("kl", "vq")
 
@@ -71,32 +73,14 @@ class AutoencoderConfig:
 # ---------------------------------------------------------------------------- building blocks
 
 
-def norm_groups(channels: int, max_groups: int = 32, min_per_group: int = 4) -> int:
-    """A GroupNorm group count that divides `channels`.
-
-    The reference uses 32 groups on >= 128 channels, i.e. >= 4 channels per group. Our models
-    are narrower, so we keep >= 4 channels per group (fewer groups) rather than fall back to a
-    per-channel (instance) norm, which discards each channel's mean and scale.
-    """
-    best = 1
-    for g in range(1, min(max_groups, channels) + 1):
-        if channels % g == 0 and channels // g >= min(min_per_group, channels):
-            best = g
-    return best
-
-
-def Normalize(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(norm_groups(channels), channels, eps=1e-6)
-
-
 class ResnetBlock(nn.Module):
     """x + conv(SiLU(norm(conv(SiLU(norm(x)))))), with a 1x1 conv on the skip when channels change."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.norm1 = Normalize(in_channels)
+        self.norm1 = autoencoder_norm(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = Normalize(out_channels)
+        self.norm2 = autoencoder_norm(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
@@ -111,7 +95,7 @@ class AttnBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.norm = Normalize(channels)
+        self.norm = autoencoder_norm(channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj_out = nn.Conv2d(channels, channels, 1)
 
@@ -122,28 +106,6 @@ class AttnBlock(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(c)) v
         out = rearrange(out, "b 1 (h w) c -> b c h w", h=h, w=w)
         return x + self.proj_out(out)
-
-
-class Downsample(nn.Module):
-    """Halve H and W with a strided 3x3 convolution."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-class Upsample(nn.Module):
-    """Double H and W: nearest-neighbour upsampling, then a 3x3 convolution."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def mid_block(channels: int, attn: bool) -> nn.Sequential:
@@ -172,7 +134,7 @@ class Encoder(nn.Module):
                 blocks.append(Downsample(c_in))
         self.down = nn.Sequential(*blocks)
         self.mid = mid_block(c_in, config.attn_mid)
-        self.norm_out = Normalize(c_in)
+        self.norm_out = autoencoder_norm(c_in)
         self.conv_out = nn.Conv2d(c_in, out_channels, 3, padding=1)
 
     def forward(self, x):  # b c H W -> b c' h w
@@ -198,7 +160,7 @@ class Decoder(nn.Module):
             if level != 0:
                 blocks.append(Upsample(c_in))
         self.up = nn.Sequential(*blocks)
-        self.norm_out = Normalize(c_in)
+        self.norm_out = autoencoder_norm(c_in)
         self.conv_out = nn.Conv2d(c_in, config.in_channels, 3, padding=1)
 
     def forward(self, z):  # b c h w -> b 3 H W
@@ -458,64 +420,3 @@ class Autoencoder(nn.Module):
             raise ValueError("the latents have zero std; is the encoder trained?")
         self.scale_factor.fill_(1.0 / std)
         return 1.0 / std
-
-
-# ---------------------------------------------------------------------------- a 1D latent, for comparison
-
-
-class FlatLatentAutoencoder(nn.Module):
-    """A control experiment for lesson 02: the same E and D trunks, but a *flat* 1D latent.
-
-        x (b 3 H W) --E trunk--> (b C h w) --flatten, Linear--> z (b n)
-          --Linear, reshape--> (b C h w) --D trunk--> x~ (b 3 H W)
-
-    with n = c * h * w, exactly as many latent numbers as `Autoencoder`'s 2D z (b c h w)
-    (f = 4, c = 4 on 32 x 32 images: n = 4 * 8 * 8 = 256). C is the trunk's width at the
-    lowest resolution. The two Linear layers replace E's last convolution and D's first one.
-
-    What changes is *structure*, not size: a convolution reuses one small kernel at every
-    position, so the 2D latent keeps where things are for free. A Linear layer has a separate
-    weight for every (position, channel) pair, so the flat model must learn the image layout
-    from data, position by position. It has no regulariser (train it with L1, or L1 +
-    perceptual); its twin for a fair comparison is an `Autoencoder` run without sampling
-    (`sample_posterior=False`) and without the KL term.
-    """
-
-    def __init__(self, config: AutoencoderConfig, image_size: int = 32):
-        super().__init__()
-        if image_size % config.f:
-            raise ValueError(f"image_size={image_size} is not divisible by f={config.f}; use a multiple of {config.f}")
-        self.config, self.image_size = config, image_size
-        c, h = config.latent_channels, image_size // config.f
-        trunk = config.base_channels * config.channel_mult[-1]  # C: channels at the lowest resolution
-        self.trunk_shape = (trunk, h, h)
-        self.latent_dim = c * h * h  # n, the same count as the 2D latent's c * h * w
-        self.encoder = Encoder(config, out_channels=trunk)
-        self.encoder.conv_out = nn.Identity()  # E ends in norm + SiLU; the Linear below takes over
-        self.to_latent = nn.Linear(trunk * h * h, self.latent_dim)  # (C h w) -> n
-        self.from_latent = nn.Linear(self.latent_dim, trunk * h * h)  # n -> (C h w)
-        self.decoder = Decoder(config)
-        self.decoder.conv_in = nn.Identity()  # D starts from the reshaped Linear output
-
-    def check_image(self, x: torch.Tensor) -> None:
-        s, ch = self.image_size, self.config.in_channels
-        if x.ndim != 4 or tuple(x.shape[1:]) != (ch, s, s):
-            raise ValueError(f"expected images shaped (b, {ch}, {s}, {s}), got shape {tuple(x.shape)}; a flat "
-                             f"latent fixes the image size: build FlatLatentAutoencoder(config, image_size=...)")
-
-    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """z = E(x), a flat vector per image: b 3 H W -> b n."""
-        self.check_image(x)
-        return self.to_latent(self.encoder(x).flatten(1))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """x~ = D(z): b n -> b 3 H W."""
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected latents shaped (b, {self.latent_dim}), got shape {tuple(z.shape)}")
-        h = rearrange(self.from_latent(z), "b (c h w) -> b c h w", c=self.trunk_shape[0], h=self.trunk_shape[1])
-        return self.decoder(h)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reconstruct x; returns (x_rec, {"z": z, "reg_loss": 0}) like `Autoencoder`."""
-        z = self.encode_latent(x)
-        return self.decode(z), {"z": z, "reg_loss": z.new_zeros(())}

@@ -49,14 +49,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}. The file is corrupted or not a safetensors file; retrain or restore it.") from error
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {error}. The file is corrupted or not a safetensors file; retrain "
+                f"or restore it."
+        ) from error
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}. The file is corrupted or not a safetensors file; retrain or restore it.") from error
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {error}. The file is corrupted or not a safetensors file; retrain "
+                f"or restore it."
+        ) from error
 
 
 def config_to_json(config) -> str:
@@ -70,7 +76,10 @@ def config_from_json(cls, text: str | dict):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - fields
     if unknown:
-        raise CheckpointError(f"checkpoint config has fields {sorted(unknown)} that {cls.__name__} does not know; it was made by another version")
+        raise CheckpointError(
+            f"checkpoint config has fields {sorted(unknown)} that {cls.__name__} does not know; it was made by "
+                f"another version"
+        )
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
         nested = _dataclass_in(hints.get(name))
@@ -113,8 +122,16 @@ def load_model(cls, path: str | Path, *, expected_config=None, device: torch.dev
     config_cls = type(expected_config) if expected_config is not None else _config_class(cls)
     config = config_from_json(config_cls, meta["config"])
     if expected_config is not None and config != expected_config:
-        diff = {k: (v, getattr(expected_config, k)) for k, v in dataclasses.asdict(config).items() if getattr(expected_config, k) != v and not (isinstance(v, (list, tuple)) and tuple(v) == tuple(getattr(expected_config, k)))}
-        raise CheckpointError(f"{path} was trained with another config; differences (checkpoint, expected): {diff}. Load it without expected_config, or retrain.")
+        diff = {
+            k: (v, getattr(expected_config, k))
+            for k, v in dataclasses.asdict(config).items()
+            if getattr(expected_config, k) != v
+            and not (isinstance(v, (list, tuple)) and tuple(v) == tuple(getattr(expected_config, k)))
+        }
+        raise CheckpointError(
+            f"{path} was trained with another config; differences (checkpoint, expected): {diff}. Load it "
+                f"without expected_config, or retrain."
+        )
     model = cls(config)
     state = load_tensors(path)
     reference = model.state_dict()
@@ -168,20 +185,34 @@ def verified_path(name: str, directory: Path = CHECKPOINT_DIR) -> tuple[Path, di
     """The file of shipped checkpoint ``name``, after checking its sha256 against the manifest."""
     manifest = read_manifest(directory)
     if name not in manifest:
-        raise CheckpointError(f"no shipped checkpoint called {name!r}; available: {sorted(manifest)}. Rebuild them with `make pretrained`.")
+        raise CheckpointError(
+            f"no shipped checkpoint called {name!r}; available: {sorted(manifest)}. Rebuild them with `make "
+                f"pretrained`."
+        )
     entry = manifest[name]
     path = directory / entry["file"]
     if not path.exists():
         raise CheckpointError(f"{path} is missing; rebuild it with `make pretrained`")
     if sha256(path) != entry["sha256"]:
-        raise CheckpointError(f"{path} does not match the sha256 in manifest.json: the file is corrupted or was changed. Restore it (git checkout) or rebuild it with `make pretrained`.")
+        raise CheckpointError(
+            f"{path} does not match the sha256 in manifest.json: the file is corrupted or was changed. Restore "
+                f"it (git checkout) or rebuild it with `make pretrained`."
+        )
     return path, entry
 
 
 # ---------------------------------------------------------------- training state (resume)
 
 
-def save_training_state(path: str | Path, *, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], step: int, generator: torch.Generator, extra: dict | None = None) -> Path:
+def save_training_state(
+    path: str | Path,
+    *,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    step: int,
+    generator: torch.Generator,
+    extra: dict | None = None,
+) -> Path:
     """Everything a run needs to continue exactly where it stopped, in one safetensors file:
     the weights of each module (model, EMA copy, discriminator...), each optimiser's moments,
     the step, the data-order generator and torch's global RNG."""
@@ -201,7 +232,13 @@ def save_training_state(path: str | Path, *, modules: dict[str, nn.Module], opti
     return atomic_save(tensors, path, metadata)
 
 
-def load_training_state(path: str | Path, *, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator) -> tuple[int, dict]:
+def load_training_state(
+    path: str | Path,
+    *,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    generator: torch.Generator,
+) -> tuple[int, dict]:
     """Restore what ``save_training_state`` wrote, in place. Returns (step, extra)."""
     meta, tensors = read_metadata(path), load_tensors(path)
     for name, module in modules.items():

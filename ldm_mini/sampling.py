@@ -19,7 +19,7 @@ from ldm_mini.diffusion import NoiseSchedule
 
 __all__ = [
     "ddim_timesteps", "ddim_sigmas", "ddim_step", "ddim_sample", "ddim_invert", "ddpm_sample",
-    "guided_eps", "cfg_model", "slerp",
+    "guided_eps", "cfg_model", "slerp", "check_sampling_args",
 ]
 
 
@@ -78,12 +78,15 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha: float, alpha_prev: fl
 
 
 def ddim_sample(eps_model, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0,
-                generator: torch.Generator | None = None, callback=None, return_intermediates: bool = False):
+                generator: torch.Generator | None = None, callback=None, return_intermediates: bool = False,
+                guide=None):
     """DDIM sampling from x_T ~ N(0, I) down the subsequence tau (last timestep first). Returns x_0.
 
     eta = 0: deterministic; eta > 0: fresh noise z at each step, drawn from `generator` so runs are
     reproducible. `callback(i, t, x_t, x0_hat)` sees the input x_t of step i (i = 0 is the noisiest)
     and its predicted x0. With return_intermediates=True returns (x_0, {"timesteps", "x_t", "x0_hat"}).
+    `guide(i, t, x_t) -> x_t` (t: LongTensor (b,)) may move x_t before step i's model call: the
+    hook through which sampling-time guidance (``guidance.py``) steers the loop without copying it.
     Runs under torch.no_grad() (not inference_mode, so the model may be a learner's module).
     """
     timesteps = ddim_timesteps(schedule.T, steps)
@@ -93,6 +96,8 @@ def ddim_sample(eps_model, x_T: torch.Tensor, schedule: NoiseSchedule, steps: in
     with torch.no_grad():
         for i, k in enumerate(reversed(range(len(timesteps)))):
             t = torch.full((x.shape[0],), int(timesteps[k]), dtype=torch.long, device=x.device)
+            if guide is not None:
+                x = guide(i, t, x)
             eps = eps_model(x, t)
             z = _randn_like(x, generator) if sigmas[k] > 0 else None
             x_next, x0_hat = ddim_step(x, eps, alphas[k], alphas_prev[k], sigmas[k], z)
@@ -231,6 +236,22 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- helpers
+def check_sampling_args(
+    steps: int, T: int, eta: float = 0.0, guidance: float | None = None, sampler: str = "ddim"
+) -> None:
+    """One place for the checks every sampler entry point makes, with errors that say the fix."""
+    if sampler not in ("ddim", "ddpm"):
+        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps={steps}: DDIM takes between 1 and T={T} steps (the model was trained with T={T})")
+    if guidance is not None and guidance < 0:
+        raise ValueError(
+            f"guidance={guidance} must be >= 0 (0: unconditional, 1: conditional, > 1: guided; 3 is a good start)"
+        )
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta={eta} must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)")
+
+
 def _check_eta(eta: float) -> None:
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like noise), got {eta}")

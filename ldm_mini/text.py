@@ -25,7 +25,7 @@ PAD, START = "<pad>", "<start>"
 
 
 def grammar_words() -> list[str]:
-    """Every word the caption grammar of ``data.py`` can produce, in a stable order."""
+    """Every word the caption grammar of ``data/captions.py`` can produce, in a stable order."""
     words = ["a", "an", "and", *SIZES, *COLOURS, *SHAPES]
     for phrase in (*POSITION_PHRASE.values(), *RELATION_PHRASE.values()):
         words += phrase.split()
@@ -55,7 +55,9 @@ class Tokenizer:
         unknown = [w for w in words if w not in self.index]
         if unknown:
             known = ", ".join(self.vocab[2:])
-            raise ValueError(f"unknown word(s) {unknown} in caption {caption!r}. The model only knows these words: {known}")
+            raise ValueError(
+                f"unknown word(s) {unknown} in caption {caption!r}. The model only knows these words: {known}"
+            )
         ids = [self.index[START]] + [self.index[w] for w in words]
         if len(ids) > self.context_len:
             raise ValueError(f"caption {caption!r} has {len(words)} words; at most {self.context_len - 1} fit")
@@ -95,13 +97,19 @@ class TextEncoder(nn.Module):
     blames for attribute leakage ("a red car and a white sheep").
     """
 
-    def __init__(self, config: TextEncoderConfig = TextEncoderConfig()):
+    def __init__(self, config: TextEncoderConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or TextEncoderConfig()
         self.token_emb = nn.Embedding(config.vocab_size, config.dim)
         self.pos_emb = nn.Parameter(torch.randn(config.context_len, config.dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
-            config.dim, config.n_heads, 4 * config.dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            config.dim,
+            config.n_heads,
+            4 * config.dim,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         # enable_nested_tensor=False: the nested fast path does not apply to pre-LN layers and warns.
         self.transformer = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)

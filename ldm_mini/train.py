@@ -1,4 +1,4 @@
-"""Training loops: the autoencoder (stage 1) and the latent diffusion model (stage 2).
+"""Training loops: the autoencoder (stage 1) and every diffusion model (stage 2, ``train_diffusion``).
 
 Both share one loop, ``run_training``, which does the chores a learner should never lose
 work to: a progress bar, a loss history, periodic checkpoints written atomically, resume
@@ -24,7 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .autoencoder import Autoencoder
 from .checkpoints import load_training_state, save_training_state
+from .data import to_model_range
+from .ldm import downsample
+from .losses import AutoencoderLoss, AutoencoderLossConfig
 
 
 @dataclass
@@ -70,17 +74,18 @@ class EMA(nn.Module):
             ema_b.copy_(b)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, train_config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to lr * lr_min_ratio."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if step < train_config.warmup:
+        return train_config.lr * (step + 1) / train_config.warmup
+    progress = (step - train_config.warmup) / max(1, train_config.steps - train_config.warmup)
+    floor = train_config.lr_min_ratio
+    return train_config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def run_training(
     step_fn: Callable[[int, torch.Generator], dict],
-    cfg: TrainConfig,
+    train_config: TrainConfig,
     *,
     modules: dict[str, nn.Module],
     optimizers: dict[str, torch.optim.Optimizer],
@@ -90,7 +95,7 @@ def run_training(
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Call ``step_fn(step, generator) -> logs`` for steps [start, cfg.steps); return the history.
+    """Call ``step_fn(step, generator) -> logs`` for steps [start, train_config.steps); return the history.
 
     ``logs["loss"]`` must be the float loss of that step. Every ``log_every`` steps the logs
     are appended to the history; every ``save_every`` steps (and at the end) the full
@@ -98,7 +103,7 @@ def run_training(
     (used by tests to simulate an interruption). ``on_step(steps_done)`` runs after every
     step (e.g. to draw samples as training goes on).
     """
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(train_config.seed)
     state_path = Path(out_dir) / "state.safetensors" if out_dir else None
     start, history, elapsed_before = 0, [], 0.0
     if resume and state_path is not None and state_path.exists():
@@ -109,24 +114,46 @@ def run_training(
 
     def save(step: int) -> None:
         if state_path is not None and distributed.is_main():  # one writer when several processes train
-            save_training_state(state_path, modules=modules, optimizers=optimizers, step=step, generator=generator, extra={"history": history, "seconds": elapsed()})
+            save_training_state(
+                state_path,
+                modules=modules,
+                optimizers=optimizers,
+                step=step,
+                generator=generator,
+                extra={"history": history, "seconds": elapsed()},
+            )
 
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(start, end), desc=description, disable=not cfg.progress or not distributed.is_main(), initial=start, total=cfg.steps)
+    end = train_config.steps if stop_after is None else min(train_config.steps, stop_after)
+    bar = tqdm(
+        range(start, end),
+        desc=description,
+        disable=not train_config.progress or not distributed.is_main(),
+        initial=start,
+        total=train_config.steps,
+    )
     for step in bar:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
+                group["lr"] = lr_at(step, train_config) * group.get("lr_scale", 1.0)
         logs = step_fn(step, generator)
         if not math.isfinite(logs["loss"]):
-            where = f"the last good checkpoint is {state_path}" if state_path and state_path.exists() else "no checkpoint was written"
-            raise TrainingDiverged(f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {cfg.lr}) and resume.")
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            history.append({"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}})
+            where = (
+                f"the last good checkpoint is {state_path}"
+                if state_path and state_path.exists()
+                else "no checkpoint was written"
+            )
+            raise TrainingDiverged(
+                f"loss became {logs['loss']} at step {step}; {where}. Lower the learning rate (now {train_config.lr}) "
+                    f"and resume."
+            )
+        if (step + 1) % train_config.log_every == 0 or step + 1 == train_config.steps:
+            history.append(
+                {"step": step + 1, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in logs.items()}}
+            )
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         if on_step is not None:
             on_step(step + 1)
-        if (step + 1) % cfg.save_every == 0 or step + 1 == end:
+        if (step + 1) % train_config.save_every == 0 or step + 1 == end:
             save(step + 1)
     return history
 
@@ -134,16 +161,18 @@ def run_training(
 # ---------------------------------------------------------------- stage 1: the autoencoder
 
 
-def sample_batch(images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def sample_batch(
+    images_uint8: torch.Tensor, batch_size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """A random batch (with replacement) in [-1, 1]: b 3 h w."""
     index = torch.randint(len(images_uint8), (batch_size,), generator=generator)
-    return (images_uint8[index].to(device).float() / 127.5) - 1.0
+    return to_model_range(images_uint8[index].to(device))
 
 
 def train_autoencoder(
     ae_config,
     images_uint8: torch.Tensor,
-    cfg: TrainConfig = TrainConfig(),
+    train_config: TrainConfig | None = None,
     loss_config=None,
     feature_net: nn.Module | None = None,
     out_dir: str | Path | None = None,
@@ -158,19 +187,17 @@ def train_autoencoder(
     of our attribute classifier, since LPIPS weights cannot be downloaded) + a PatchGAN
     adversarial loss that starts after a warm-up, plus the small KL or VQ regulariser.
     """
-    from .autoencoder import Autoencoder
-    from .losses import AutoencoderLoss, AutoencoderLossConfig
-
-    torch.manual_seed(cfg.seed)
+    train_config = train_config or TrainConfig()
+    torch.manual_seed(train_config.seed)
     device = torch.device(device)
     model = Autoencoder(ae_config).to(device)
-    loss_config = loss_config or AutoencoderLossConfig(disc_start=int(cfg.steps * 0.6))
+    loss_config = loss_config or AutoencoderLossConfig(disc_start=int(train_config.steps * 0.6))
     criterion = AutoencoderLoss(loss_config, feature_net).to(device)
-    opt_ae = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(criterion.discriminator.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    opt_ae = torch.optim.Adam(model.parameters(), lr=train_config.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(criterion.discriminator.parameters(), lr=train_config.lr, betas=(0.5, 0.9))
 
     def step_fn(step: int, generator: torch.Generator) -> dict:
-        x = sample_batch(images_uint8, cfg.batch_size, generator, device)
+        x = sample_batch(images_uint8, train_config.batch_size, generator, device)
         x_rec, aux = model(x)
         loss, logs = criterion.generator_loss(x, x_rec, aux, step, last_layer=model.last_layer())
         opt_ae.zero_grad(set_to_none=True)
@@ -186,7 +213,7 @@ def train_autoencoder(
 
     model.train()
     history = run_training(
-        step_fn, cfg, modules={"model": model, "discriminator": criterion.discriminator},
+        step_fn, train_config, modules={"model": model, "discriminator": criterion.discriminator},
         optimizers={"ae": opt_ae, "disc": opt_d}, out_dir=out_dir, resume=resume,
         description=f"{ae_config.reg.upper()}-f{ae_config.f}", stop_after=stop_after, on_step=on_step,
     )
@@ -204,57 +231,69 @@ def encode_images(ae, images_uint8: torch.Tensor, batch_size: int = 64, scaled: 
     device = next(ae.parameters()).device
     chunks = []
     for i in range(0, len(images_uint8), batch_size):
-        x = images_uint8[i : i + batch_size].to(device).float() / 127.5 - 1.0
+        x = to_model_range(images_uint8[i : i + batch_size].to(device))
         chunks.append(ae.encode_latent(x).cpu())
     z = torch.cat(chunks)
     return z * ae.scale_factor.cpu() if scaled else z
 
 
-# ---------------------------------------------------------------- stage 2: latent diffusion
+# ---------------------------------------------------------------- stage 2: diffusion (every diffusion model)
 
 
-def train_ldm(
-    ldm,
-    latents: torch.Tensor,
-    tokens: torch.Tensor,
-    cfg: TrainConfig = TrainConfig(lr=5e-4),
+def train_diffusion(
+    model,
+    targets: torch.Tensor,
+    conditions: torch.Tensor,
+    train_config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
     max_grad_norm: float = 1.0,
 ):
-    """Train eps_theta and tau_theta of ``ldm`` on cached latents z_0 (n c h w) and caption
-    tokens (n L). The autoencoder stays frozen. Returns (ldm with EMA weights, history).
+    """Train the trainable parts of a diffusion model (``model.trainable()``: eps_theta, and
+    tau_theta for text) on targets z_0 (n c h w) and their conditioning y (n ...), pair by pair.
+    The autoencoder stays frozen. Returns (model with EMA weights, history).
 
-    Gradients are clipped to ``max_grad_norm``: a few noisy batches at high t can otherwise
-    kick a small model far off course early in training.
+    - ``LatentDiffusion``: targets = the latent cache (or pixels in [-1, 1]), y = caption tokens (n L);
+    - ``SuperResDiffusion``: targets = the latent cache or uint8 pixels (converted per batch),
+      y = the low-resolution images (n 3 s s); see ``sr_training_data``.
+
+    One loop, optimiser, EMA and gradient clipping for every model, so models compared in a lesson
+    differ only in what they are. Gradients are clipped to ``max_grad_norm``: a few noisy batches
+    at high t can otherwise kick a small model far off course early in training.
 
     Under torchrun (see ldm_mini.distributed) the same call trains with DistributedDataParallel:
-    each rank takes its share of the batch of cfg.batch_size, gradients are averaged across ranks,
-    and only rank 0 writes checkpoints; the logged loss is rank 0's share."""
-    torch.manual_seed(cfg.seed)
-    device = ldm.device
-    trainable = nn.ModuleDict({"unet": ldm.unet, "text_encoder": ldm.text_encoder})
-    loss_fn, world = ldm.loss, distributed.world_size()
+    each rank takes its share of the batch of train_config.batch_size, gradients are averaged across
+    ranks, and only rank 0 writes checkpoints; the logged loss is rank 0's share."""
+    train_config = train_config or TrainConfig(lr=5e-4)
+    if len(targets) != len(conditions):
+        raise ValueError(f"targets ({len(targets)}) and conditions ({len(conditions)}) must pair up one to one")
+    torch.manual_seed(train_config.seed)
+    device = model.device
+    trainable = model.trainable()
+    loss_fn, world = model.loss, distributed.world_size()
     if world > 1:
-        if cfg.batch_size % world:
-            raise ValueError(f"batch_size {cfg.batch_size} must split evenly over {world} processes")
+        if train_config.batch_size % world:
+            raise ValueError(f"batch_size {train_config.batch_size} must split evenly over {world} processes")
         # DDP copies rank 0's weights to every rank, and hooks the gradient all-reduce onto a
         # module's forward: give it one that returns the loss
-        loss_fn = nn.parallel.DistributedDataParallel(_LossModule(ldm))
-    ema = EMA(trainable, cfg.ema_decay)
+        loss_fn = nn.parallel.DistributedDataParallel(_LossModule(model))
+    ema = EMA(trainable, train_config.ema_decay)
     # foreach=True: one call updates all parameters instead of a Python loop over them (torch's default on
     # GPUs); the same weights bit for bit (tests/test_speed.py). On this CPU the step time is the same
     # within noise (benchmarks/speed_options: x0.99 and x1.06 in two runs)
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=0.0, foreach=True)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=train_config.lr, weight_decay=0.0, foreach=True)
 
     def step_fn(step: int, generator: torch.Generator) -> dict:
-        index = torch.randint(len(latents), (cfg.batch_size,), generator=generator)
+        index = torch.randint(len(targets), (train_config.batch_size,), generator=generator)
         g = generator
         if world > 1:  # this rank's share of the batch, and its own noise
             index, g = index[distributed.rank() :: world], distributed.rank_generator(generator)
-        loss = loss_fn(latents[index].to(device), tokens[index].to(device), g)
+        z0 = targets[index].to(device)
+        if z0.dtype == torch.uint8:  # pixel targets kept as uint8: -> [-1, 1] per batch
+            z0 = to_model_range(z0)
+        loss = loss_fn(z0, conditions[index].to(device), g)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(trainable.parameters(), max_grad_norm)
@@ -262,21 +301,49 @@ def train_ldm(
         ema.update(trainable)
         return {"loss": loss.item()}
 
-    ldm.train()
-    history = run_training(step_fn, cfg, modules={"trainable": trainable, "ema": ema}, optimizers={"opt": optimizer}, out_dir=out_dir, resume=resume, description=f"LDM f={ldm.config.f}", stop_after=stop_after, on_step=on_step)
+    model.train()
+    history = run_training(
+        step_fn,
+        train_config,
+        modules={"trainable": trainable, "ema": ema},
+        optimizers={"opt": optimizer},
+        out_dir=out_dir,
+        resume=resume,
+        description=model.description(),
+        stop_after=stop_after,
+        on_step=on_step,
+    )
     trainable.load_state_dict(ema.model.state_dict())  # sample with the smoother EMA weights
-    ldm.eval()
-    return ldm, history
+    model.eval()
+    return model, history
 
 
 class _LossModule(nn.Module):
-    """forward(z0, tokens, generator) = ldm.loss(...), over the trainable parts only (eps_theta, tau_theta):
+    """forward(z0, y, generator) = model.loss(...), over the trainable parts only (eps_theta, tau_theta):
     what DistributedDataParallel wraps. The frozen autoencoder is left out (nothing to synchronise)."""
 
-    def __init__(self, ldm):
+    def __init__(self, model):
         super().__init__()
-        self.unet, self.text_encoder = ldm.unet, ldm.text_encoder
-        self._loss = ldm.loss  # a bound method: keeps ldm out of this module's children
+        self.trainable = model.trainable()
+        self._loss = model.loss  # a bound method: keeps the model out of this module's children
 
-    def forward(self, z0: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self._loss(z0, tokens, generator)
+    def forward(self, z0: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self._loss(z0, y, generator)
+
+
+def sr_training_data(model, images_uint8: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, y) for training a ``SuperResDiffusion``: y = downsample(x) in [-1, 1] (n 3 s s), and the targets
+
+    - LDM-SR: the latent cache z_0 = scale * E(x) (n 4 h w), encoded once (why LDMs train cheaply);
+    - pixel SR: the images themselves, kept as uint8 (n 3 H W) and converted per batch."""
+    H = model.config.image_size
+    if images_uint8.ndim != 4 or images_uint8.shape[1:] != (3, H, H):
+        raise ValueError(f"images must be (n, 3, {H}, {H}) uint8, got {tuple(images_uint8.shape)}")
+    y_low = torch.cat(
+        [
+            downsample(to_model_range(images_uint8[i : i + 1000]), model.config.factor)
+            for i in range(0, len(images_uint8), 1000)
+        ]
+    )
+    targets = images_uint8 if model.autoencoder is None else encode_images(model.autoencoder, images_uint8, batch_size)
+    return targets, y_low

@@ -23,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from .layers import Downsample, Upsample, unet_norm, zero_module
+
 __all__ = [
     "UNetConfig", "UNet", "timestep_embedding", "ResBlock", "SpatialTransformer",
     "BasicTransformerBlock", "CrossAttention", "FeedForward",
@@ -34,14 +36,17 @@ class UNetConfig:
     in_channels: int = 4                        # c of the latent z (3 for a pixel-space model, f = 1)
     out_channels: int = 4                       # eps has the shape of z_t
     model_channels: int = 64                    # width of level 0; level i has model_channels * channel_mult[i]
-    channel_mult: tuple[int, ...] = (1, 2, 2)   # one entry per resolution: len - 1 halvings (use (1, 2) for 2x2 latents)
+    # one entry per resolution: len - 1 halvings (use (1, 2) for 2x2 latents)
+    channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1                     # ResBlocks per level going down (going up has one more)
-    attention_levels: tuple[int, ...] = (1, 2)  # levels (0 = full resolution) with a SpatialTransformer; the middle always has one
+    # levels (0 = full resolution) with a SpatialTransformer; the middle always has one
+    attention_levels: tuple[int, ...] = (1, 2)
     num_heads: int = 4                          # attention heads; head dim = level width / num_heads
     transformer_depth: int = 1                  # BasicTransformerBlocks per SpatialTransformer
     context_dim: int = 64                       # width of the tokens tau_theta(y)
     use_context: bool = True                    # False: no cross-attention (unconditional / concat-only model)
-    concat_channels: int = 0                    # extra input channels concatenated to z_t (super-resolution: the low-res image)
+    # extra input channels concatenated to z_t (super-resolution: the low-res image)
+    concat_channels: int = 0
     dropout: float = 0.0                        # in ResBlocks and transformer blocks
 
     def __post_init__(self):
@@ -52,7 +57,9 @@ class UNetConfig:
             raise ValueError("channel_mult needs at least one level, e.g. (1, 2, 2)")
         bad = [lvl for lvl in self.attention_levels if not 0 <= lvl < n]
         if bad:
-            raise ValueError(f"attention_levels {bad} out of range: channel_mult={self.channel_mult} has levels 0..{n - 1}")
+            raise ValueError(
+                f"attention_levels {bad} out of range: channel_mult={self.channel_mult} has levels 0..{n - 1}"
+            )
         for lvl in (*self.attention_levels, n - 1):    # the middle block runs at the last level's width
             width = self.model_channels * self.channel_mult[lvl]
             if width % self.num_heads:
@@ -79,30 +86,17 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups (32 in the reference; fewer when the width is small).
-
-    Each group keeps at least 2 channels, so a 1x1 middle (f = 16 latents of 2x2) still has
-    more than one value per group to normalise."""
-    return nn.GroupNorm(math.gcd(32, max(1, channels // 2)), channels)
-
-
-def _zero(module: nn.Module) -> nn.Module:
-    """Zero a layer's parameters, so the residual branch it ends starts as 'add nothing'."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-Conv, + projected time embedding, GroupNorm-SiLU-Dropout-Conv(zero), + skip."""
 
     def __init__(self, in_channels: int, out_channels: int, temb_dim: int, dropout: float = 0.0):
         super().__init__()
-        self.in_layers = nn.Sequential(_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            unet_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(temb_dim, out_channels))
-        self.out_layers = nn.Sequential(_norm(out_channels), nn.SiLU(), nn.Dropout(dropout),
-                                        _zero(nn.Conv2d(out_channels, out_channels, 3, padding=1)))
+        self.out_layers = nn.Sequential(unet_norm(out_channels), nn.SiLU(), nn.Dropout(dropout),
+                                        zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)))
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
@@ -144,10 +138,7 @@ class CrossAttention(nn.Module):
             # an all-padding row would softmax over nothing (NaN): let it attend anywhere, zero it below
             attn_mask = (mask | ~has_token[:, None])[:, None, None, :]   # b 1 1 m
         if self.record:
-            sim = torch.einsum("bhnd,bhmd->bhnm", q, k) / math.sqrt(q.shape[-1])
-            if attn_mask is not None:
-                sim = sim.masked_fill(~attn_mask, float("-inf"))
-            attn = sim.softmax(dim=-1)                       # b heads n m
+            attn = _softmax_attention(q, k, attn_mask)       # b heads n m
             self.last_attn = attn.detach() if has_token is None else attn.detach() * has_token[:, None, None, None]
             out = attn @ v
         else:
@@ -156,6 +147,26 @@ class CrossAttention(nn.Module):
         if has_token is not None:
             out = out * has_token[:, None, None].to(out.dtype)    # an empty caption adds nothing
         return out
+
+
+    def attention_probs(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        """softmax(Q K^T / sqrt(d)) WITH gradients (what ``record`` keeps, detached): x (b n d),
+        context (b m d_ctx), mask (b m) -> (b, heads, n, m). Attention guidance steers z_t with it."""
+        context = x if context is None else context
+        q, k = (
+            rearrange(p, "b n (heads d) -> b heads n d", heads=self.heads) for p in (self.to_q(x), self.to_k(context))
+        )
+        return _softmax_attention(q, k, None if mask is None else mask.bool()[:, None, None, :])
+
+
+def _softmax_attention(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d)) over the keys: q (b heads n d), k (b heads m d) -> (b heads n m);
+    keys where attn_mask (broadcast to b heads n m) is False get no weight."""
+    sim = torch.einsum("bhnd,bhmd->bhnm", q, k) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        sim = sim.masked_fill(~attn_mask, float("-inf"))
+    return sim.softmax(dim=-1)
 
 
 class FeedForward(nn.Module):
@@ -198,10 +209,10 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, channels: int, heads: int, context_dim: int | None, depth: int = 1, dropout: float = 0.0):
         super().__init__()
-        self.norm = _norm(channels)
+        self.norm = unet_norm(channels)
         self.proj_in = nn.Linear(channels, channels)
         self.blocks = nn.ModuleList(BasicTransformerBlock(channels, heads, context_dim, dropout) for _ in range(depth))
-        self.proj_out = _zero(nn.Linear(channels, channels))
+        self.proj_out = zero_module(nn.Linear(channels, channels))
         self.last_hw = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
@@ -212,28 +223,6 @@ class SpatialTransformer(nn.Module):
         for block in self.blocks:
             tokens = block(tokens, context, context_mask)
         return x + rearrange(self.proj_out(tokens), "b (h w) c -> b c h w", h=h, w=w)
-
-
-class Downsample(nn.Module):
-    """Halve h and w with a stride-2 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-class Upsample(nn.Module):
-    """Double h and w: nearest-neighbour, then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class UNetBlock(nn.ModuleList):
@@ -296,7 +285,7 @@ class UNet(nn.Module):
                     layers.append(Upsample(ch))
                 self.up.append(UNetBlock(layers))
 
-        self.out = nn.Sequential(_norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, c.out_channels, 3, padding=1)))
+        self.out = nn.Sequential(unet_norm(ch), nn.SiLU(), zero_module(nn.Conv2d(ch, c.out_channels, 3, padding=1)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None,
                 context_mask: torch.Tensor | None = None, concat: torch.Tensor | None = None) -> torch.Tensor:

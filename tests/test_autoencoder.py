@@ -9,8 +9,8 @@ from ldm_mini.autoencoder import (
     DiagonalGaussian,
     VectorQuantizer,
     codebook_stats,
-    norm_groups,
 )
+from ldm_mini.layers import norm_groups
 
 
 def tiny(f=4, reg="kl", **kw):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from ldm_mini.autoencoder import Autoencoder, AutoencoderConfig, FlatLatentAutoencoder
+from ldm_mini.autoencoder import Autoencoder, AutoencoderConfig
+from ldm_mini.experiments.flat_latent import FlatLatentAutoencoder
 
 
 def config(f=4, **kw):

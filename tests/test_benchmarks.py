@@ -44,8 +44,8 @@ def test_diffusers_unet_is_matched_and_ddim_loops_agree():
     pytest.importorskip("diffusers")
     from benchmarks.vs_diffusers import ddim_benchmark, diffusers_unet
     from ldm_mini.config import QUICK
-    from ldm_mini.pretrained import ldm_recipe
     from ldm_mini.unet import UNet
+    from ldm_mini.zoo import ldm_recipe
 
     c = ldm_recipe(None, QUICK)[0].unet
     ours, theirs = UNet(c), diffusers_unet(c)

@@ -4,15 +4,25 @@ Attend-and-Excite losses, and the attention-guided sampler on a tiny model."""
 import pytest
 import torch
 
+from ldm_mini import guidance as g
 from ldm_mini.autoencoder import AutoencoderConfig
-from ldm_mini.data import COLOURS
+from ldm_mini.data import COLOURS, caption_objects
+from ldm_mini.eval import prompts
 from ldm_mini.experiments import binding as b
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
 from ldm_mini.text import TextEncoderConfig, Tokenizer
 from ldm_mini.unet import UNetConfig
 
 AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
-UNET = UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8)
+UNET = UNetConfig(
+    in_channels=2,
+    out_channels=2,
+    model_channels=8,
+    channel_mult=(1, 2),
+    attention_levels=(1,),
+    num_heads=2,
+    context_dim=8,
+)
 
 
 def _ldm(pooled=False):
@@ -27,58 +37,67 @@ def _ldm(pooled=False):
 
 def seen(c1, s1, c2="none", s2="none", pos1="left", pos2="right"):
     """What the classifier reports for an image (object 1 = left / top)."""
-    return {"colour1": c1, "shape1": s1, "size1": "small", "pos1": pos1, "colour2": c2, "shape2": s2, "size2": "small" if s2 != "none" else "none", "pos2": pos2 if s2 != "none" else "none"}
+    return {
+        "colour1": c1,
+        "shape1": s1,
+        "size1": "small",
+        "pos1": pos1,
+        "colour2": c2,
+        "shape2": s2,
+        "size2": "small" if s2 != "none" else "none",
+        "pos2": pos2 if s2 != "none" else "none",
+    }
 
 
 AND = "a red circle and a blue square"
 
 
 def test_score_binding_right_swapped_and_missing():
-    right = b.score_binding(AND, seen("blue", "square", "red", "circle"))  # either order is fine for "and"
+    right = prompts.score_binding(AND, seen("blue", "square", "red", "circle"))  # either order is fine for "and"
     assert right == {"presence": True, "binding": True, "swapped": False, "binding_layout": True}
-    swapped = b.score_binding(AND, seen("blue", "circle", "red", "square"))
+    swapped = prompts.score_binding(AND, seen("blue", "circle", "red", "square"))
     assert swapped == {"presence": True, "binding": False, "swapped": True, "binding_layout": False}
-    one = b.score_binding(AND, seen("red", "circle"))  # blue square missing
+    one = prompts.score_binding(AND, seen("red", "circle"))  # blue square missing
     assert not one["presence"] and not one["binding"] and not one["swapped"]
-    leak = b.score_binding(AND, seen("red", "circle", "red", "square"))  # red leaked onto the square
+    leak = prompts.score_binding(AND, seen("red", "circle", "red", "square"))  # red leaked onto the square
     assert not leak["presence"] and not leak["binding"]
 
 
 def test_binding_ignores_layout_but_binding_layout_does_not():
     caption = "a red circle to the left of a blue square"
     flipped = seen("blue", "square", "red", "circle")  # right pairs, wrong sides
-    assert b.score_binding(caption, flipped)["binding"]
-    assert not b.score_binding(caption, flipped)["binding_layout"]
-    assert b.score_binding(caption, seen("red", "circle", "blue", "square"))["binding_layout"]
+    assert prompts.score_binding(caption, flipped)["binding"]
+    assert not prompts.score_binding(caption, flipped)["binding_layout"]
+    assert prompts.score_binding(caption, seen("red", "circle", "blue", "square"))["binding_layout"]
 
 
 def test_binding_table_fractions():
     captions = [AND] * 4
     preds = [seen("red", "circle", "blue", "square"), seen("blue", "circle", "red", "square"),
              seen("blue", "circle", "red", "square"), seen("red", "circle")]
-    table = b.binding_table(captions, preds)
+    table = prompts.binding_table(captions, preds)
     assert table["n"] == 4
     assert table["presence"] == 0.75 and table["binding"] == 0.25 and table["swapped"] == 0.5
     assert table["binding_given_presence"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="one per image"):
-        b.binding_table(captions, preds[:3])
+        prompts.binding_table(captions, preds[:3])
 
 
 def test_caption_objects_and_token_positions():
-    assert b.caption_objects(AND) == [("red", "circle"), ("blue", "square")]
+    assert caption_objects(AND) == [("red", "circle"), ("blue", "square")]
     with pytest.raises(ValueError, match="two objects"):
-        b.caption_objects("a red circle")
+        caption_objects("a red circle")
     tok = Tokenizer()
-    assert b.object_token_indices(tok, AND) == [(2, 3), (6, 7)]
+    assert g.object_token_indices(tok, AND) == [(2, 3), (6, 7)]
     # canonical order: the circle is object 1 (left), though it is named second
-    ids = b.object_token_indices(tok, "a blue square to the right of a red circle")
+    ids = g.object_token_indices(tok, "a blue square to the right of a red circle")
     words = ["<start>"] + tok.words("a blue square to the right of a red circle")
     assert [(words[c], words[s]) for c, s in ids] == [("red", "circle"), ("blue", "square")]
 
 
 def test_two_object_captions_are_two_object():
-    captions = b.two_object_captions(6, "test")
-    assert len(captions) == 6 and all(len(b.caption_objects(c)) == 2 for c in captions)
+    captions = prompts.two_object_captions(6, "test")
+    assert len(captions) == 6 and all(len(caption_objects(c)) == 2 for c in captions)
 
 
 def test_attention_probs_match_the_recorded_maps():
@@ -86,7 +105,7 @@ def test_attention_probs_match_the_recorded_maps():
     tokens = ldm.tokens([AND, "a green triangle above an orange circle"])
     context, mask = ldm.context(tokens)
     z, t = torch.randn(2, 2, 8, 8), torch.tensor([500, 900])
-    with torch.no_grad(), b.capture_attention(ldm.unet, resolution=4) as found, ldm.unet.record_attention():
+    with torch.no_grad(), g.capture_attention(ldm.unet, resolution=4) as found, ldm.unet.record_attention():
         ldm.unet(z, t, context, context_mask=mask)
     recorded = [m.mean(1) for m in ldm.unet.attention_maps().values()]  # b h w L, mean over heads
     assert len(found) == len(recorded) >= 1
@@ -109,24 +128,24 @@ def test_bind_loss_prefers_colours_on_their_own_shapes():
     pairs = [[(2, 3), (6, 7)]]
     bound = _maps({2: 0, 3: 0, 6: 9, 7: 9})  # red and circle at pixel 0, blue and square at pixel 9
     swapped = _maps({2: 9, 3: 0, 6: 0, 7: 9})  # each colour where the other object's shape is
-    assert b.bind_loss(bound, pairs).item() < b.bind_loss(swapped, pairs).item()
-    assert b.bind_loss(bound, pairs).item() == pytest.approx(-2, abs=0.1)
+    assert g.bind_loss(bound, pairs).item() < g.bind_loss(swapped, pairs).item()
+    assert g.bind_loss(bound, pairs).item() == pytest.approx(-2, abs=0.1)
 
 
 def test_excite_loss_prefers_strong_peaks():
     pairs = [[(2, 3), (6, 7)]]
     peaked = _maps({2: 0, 3: 1, 6: 8, 7: 9})
     flat = torch.full((1, 16, 10), 0.1)
-    assert b.excite_loss(peaked, pairs).item() < b.excite_loss(flat, pairs).item()
-    assert b.excite_loss(flat, pairs).item() == pytest.approx(1 - 1 / 9, abs=1e-5)
+    assert g.excite_loss(peaked, pairs).item() < g.excite_loss(flat, pairs).item()
+    assert g.excite_loss(flat, pairs).item() == pytest.approx(1 - 1 / 9, abs=1e-5)
 
 
 def test_unguided_sampler_is_the_plain_sampler():
     ldm = _ldm()
     captions = [AND, "a green triangle above an orange circle"]
     plain = ldm.sample_latents(captions, steps=5, guidance=3.0, seed=3)
-    ours = b.guided_sample_latents(ldm, captions, None, steps=5, guidance=3.0, seed=3)
-    off = b.guided_sample_latents(ldm, captions, b.AttentionGuidance(scale=0.0), steps=5, guidance=3.0, seed=3)
+    ours = g.guided_sample_latents(ldm, captions, None, steps=5, guidance=3.0, seed=3)
+    off = g.guided_sample_latents(ldm, captions, g.AttentionGuidance(scale=0.0), steps=5, guidance=3.0, seed=3)
     assert torch.equal(plain, ours) and torch.equal(plain, off)
 
 
@@ -135,27 +154,37 @@ def test_guidance_step_lowers_its_loss_and_guided_sampling_differs(loss):
     ldm = _ldm()
     captions = [AND, "a green triangle above an orange circle"]
     context, mask = ldm.context(ldm.tokens(captions))
-    pairs = [b.object_token_indices(ldm.tokenizer, c) for c in captions]
-    config = b.AttentionGuidance(loss=loss, scale=0.02)
+    pairs = [g.object_token_indices(ldm.tokenizer, c) for c in captions]
+    config = g.AttentionGuidance(loss=loss, scale=0.02)
     z, t = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([900, 900])
-    z1, before = b.guidance_step(ldm.unet, z, t, context, mask, pairs, config)
-    _, after = b.guidance_step(ldm.unet, z1, t, context, mask, pairs, config)
+    z1, before = g.guidance_step(ldm.unet, z, t, context, mask, pairs, config)
+    _, after = g.guidance_step(ldm.unet, z1, t, context, mask, pairs, config)
     assert not torch.equal(z, z1)
     assert after.sum() < before.sum()
     trace = []
-    guided = b.guided_sample_latents(ldm, captions, b.AttentionGuidance(loss=loss, scale=0.1, guided_steps=2), steps=4, seed=0, trace=trace)
+    guided = g.guided_sample_latents(
+        ldm, captions, g.AttentionGuidance(loss=loss, scale=0.1, guided_steps=2), steps=4, seed=0, trace=trace
+    )
     assert len(trace) == 2 and not torch.equal(guided, ldm.sample_latents(captions, steps=4, seed=0))
 
 
 def test_guidance_refuses_pooled_text_and_bad_settings():
     with pytest.raises(ValueError, match="pooled"):
-        b.guided_sample_latents(_ldm(pooled=True), [AND], b.AttentionGuidance(), steps=2)
+        g.guided_sample_latents(_ldm(pooled=True), [AND], g.AttentionGuidance(), steps=2)
     with pytest.raises(ValueError, match="loss must be"):
-        b.AttentionGuidance(loss="magic")
+        g.AttentionGuidance(loss="magic")
     with pytest.raises(ValueError, match="resolution"):
         ldm = _ldm()
         context, mask = ldm.context(ldm.tokens([AND]))
-        b.guidance_step(ldm.unet, torch.randn(1, 2, 8, 8), torch.tensor([10]), context, mask, [b.object_token_indices(ldm.tokenizer, AND)], b.AttentionGuidance(resolution=8))
+        g.guidance_step(
+            ldm.unet,
+            torch.randn(1, 2, 8, 8),
+            torch.tensor([10]),
+            context,
+            mask,
+            [g.object_token_indices(ldm.tokenizer, AND)],
+            g.AttentionGuidance(resolution=8),
+        )
 
 
 def test_attention_on_objects_reads_own_and_other():

@@ -7,11 +7,18 @@ import pytest
 import torch
 
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.experiments.bits import (
-    bits_spent, discretized_gaussian_nll, evaluate_bound, nats_to_bits_per_dim, normal_kl, prior_kl,
-    respaced, split_point, step_terms,
+from ldm_mini.eval.bound import (
+    bits_spent,
+    discretized_gaussian_nll,
+    evaluate_bound,
+    nats_to_bits_per_dim,
+    normal_kl,
+    prior_kl,
+    respaced,
+    step_terms,
 )
-from ldm_mini.widgets import bits_view
+from ldm_mini.experiments.bits import split_point
+from ldm_mini.lessons.widgets import bits_view
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +149,9 @@ def test_evaluate_bound_shapes_and_sense(ho):
     zero = lambda x_t, t: torch.zeros_like(x_t)  # noqa: E731  (a model that has learned nothing)
     r = evaluate_bound(zero, x0, ho, steps=10, seed=0, batch_size=2, keep=2)
     assert r["t"].shape == (10,) and r["step_bits"].shape == (10,) and r["rate"].shape == (10,)
-    assert r["distortion"].shape == (10,) and r["x_t"].shape == (10, 2, 3, 8, 8) and r["x0_hat"].shape == (10, 2, 3, 8, 8)
+    assert (
+        r["distortion"].shape == (10,) and r["x_t"].shape == (10, 2, 3, 8, 8) and r["x0_hat"].shape == (10, 2, 3, 8, 8)
+    )
     assert r["x0"].shape == (2, 3, 8, 8)
     assert (r["step_bits"] >= 0).all() and r["total_bits"] > r["prior_bits"] > 0
     assert r["total_bits"] == pytest.approx(r["rate"][0].item() + r["decoder_bits"])
@@ -204,7 +213,7 @@ def test_shipped_pixel_model_is_a_sensible_likelihood_model():
     from ldm_mini import load_pretrained
     from ldm_mini.checkpoints import CHECKPOINT_DIR, read_manifest
     from ldm_mini.data import images_uint8, load_shapes, to_model_range
-    from ldm_mini.experiments.bits import unconditional_eps
+    from ldm_mini.eval.bound import unconditional_eps
 
     if "shapes-pixel" not in read_manifest():
         pytest.skip("shapes-pixel not built: python -m ldm_mini pretrained --only shapes-pixel")

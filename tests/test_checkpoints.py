@@ -84,13 +84,24 @@ def test_training_state_roundtrip(tmp_path):
         opt.zero_grad()
         model.lin(torch.randn(2, 4, generator=gen)).pow(2).sum().backward()
         opt.step()
-    ck.save_training_state(tmp_path / "s.safetensors", modules={"model": model}, optimizers={"opt": opt}, step=3, generator=gen, extra={"loss": 1.5})
-    expected_next = torch.randn(2, generator=gen.clone_state() if hasattr(gen, "clone_state") else torch.Generator().set_state(gen.get_state()))
+    ck.save_training_state(
+        tmp_path / "s.safetensors",
+        modules={"model": model},
+        optimizers={"opt": opt},
+        step=3,
+        generator=gen,
+        extra={"loss": 1.5},
+    )
+    expected_next = torch.randn(
+        2, generator=gen.clone_state() if hasattr(gen, "clone_state") else torch.Generator().set_state(gen.get_state())
+    )
 
     model2 = Tiny(TinyConfig())
     opt2 = torch.optim.Adam(model2.parameters(), lr=1e-2)
     gen2 = torch.Generator()
-    step, extra = ck.load_training_state(tmp_path / "s.safetensors", modules={"model": model2}, optimizers={"opt": opt2}, generator=gen2)
+    step, extra = ck.load_training_state(
+        tmp_path / "s.safetensors", modules={"model": model2}, optimizers={"opt": opt2}, generator=gen2
+    )
     assert step == 3 and extra == {"loss": 1.5}
     assert torch.equal(model2.lin.weight, model.lin.weight)
     assert torch.equal(torch.randn(2, generator=gen2), expected_next)

@@ -6,7 +6,7 @@ import sys
 import pytest
 from PIL import Image
 
-from ldm_mini.__main__ import build_parser, main
+from ldm_mini.cli import build_parser, main
 
 COMMANDS = ("data", "train-ae", "train-ldm", "sample", "eval", "pretrained")
 

@@ -5,7 +5,16 @@ import pytest
 import torch
 
 from ldm_mini import data
-from ldm_mini.data import ATTRIBUTE_VALUES, ShapesConfig, attribute_labels, build_shapes, images_uint8, load_shapes, make_example, photo_crops
+from ldm_mini.data import (
+    ATTRIBUTE_VALUES,
+    ShapesConfig,
+    attribute_labels,
+    build_shapes,
+    images_uint8,
+    load_shapes,
+    make_example,
+    photo_crops,
+)
 
 
 def _pixels(example):

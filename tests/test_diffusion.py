@@ -14,7 +14,7 @@ def sd():
 
 
 def test_linear_schedule_pinned_values(sd):
-    # numbers from the reference code (Stable Diffusion betas), DESIGN.md "Numerical conventions"
+    # numbers from the reference code (Stable Diffusion betas), docs/CONVENTIONS.md, "Noise schedule"
     assert sd.T == 1000
     assert sd.alphas_cumprod.dtype == torch.float64 and sd.alphas_cumprod.shape == (1000,)
     assert sd.alphas_cumprod[0].item() == pytest.approx(0.99915, abs=1e-6)

@@ -1,4 +1,4 @@
-"""train_ldm under torchrun with 2 CPU processes (gloo): the copies stay identical, only rank 0 writes."""
+"""train_diffusion under torchrun with 2 CPU processes (gloo): the copies stay identical, only rank 0 writes."""
 
 import os
 import socket

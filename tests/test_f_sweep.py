@@ -37,7 +37,19 @@ def test_prompt_score_weights_single_and_binding_by_count():
 
 def test_tiny_sweep_writes_results(tmp_path):
     profile = Profile(n_train=128, n_eval=8)
-    results = f_sweep.run(profile, out_dir=tmp_path, factors=(16, 1), model_channels=8, steps=4, batch_size=4, eval_every=2, n_eval=4, eval_ddim_steps=2, ddim_steps=(2, 4), n_throughput=2)
+    results = f_sweep.run(
+        profile,
+        out_dir=tmp_path,
+        factors=(16, 1),
+        model_channels=8,
+        steps=4,
+        batch_size=4,
+        eval_every=2,
+        n_eval=4,
+        eval_ddim_steps=2,
+        ddim_steps=(2, 4),
+        n_throughput=2,
+    )
     record = load_results("f_sweep", tmp_path)
     assert record["results"]["config"]["steps"] == 4
     for f in ("16", "1"):
@@ -54,21 +66,52 @@ def _record(models):
 
 
 def _model(sps, fd, acc, ips):
-    return {"seconds_per_step": sps, "curve": [{"step": 600, "fd": fd, "accuracy": acc}], "throughput": [{"ddim_steps": 50, "images_per_s": ips, "fd": fd, "accuracy": acc}]}
+    return {
+        "seconds_per_step": sps,
+        "curve": [{"step": 600, "fd": fd, "accuracy": acc}],
+        "throughput": [{"ddim_steps": 50, "images_per_s": ips, "fd": fd, "accuracy": acc}],
+    }
 
 
 def test_verdicts_follow_the_numbers():
-    paper_like = _record({1: _model(1.0, 90, 0.3, 1), 4: _model(0.1, 20, 0.8, 30), 8: _model(0.05, 25, 0.7, 60), 16: _model(0.04, 60, 0.4, 70)})
+    paper_like = _record(
+        {
+            1: _model(1.0, 90, 0.3, 1),
+            4: _model(0.1, 20, 0.8, 30),
+            8: _model(0.05, 25, 0.7, 60),
+            16: _model(0.04, 60, 0.4, 70),
+        }
+    )
     lines = f_sweep.verdicts(paper_like)
     assert len(lines) == 5 and all(line.startswith("held") for line in lines), lines
-    reversed_ = _record({1: _model(1.0, 10, 0.9, 1), 4: _model(0.1, 20, 0.8, 30), 8: _model(0.05, 25, 0.7, 60), 16: _model(0.04, 15, 0.4, 70)})
+    reversed_ = _record(
+        {
+            1: _model(1.0, 10, 0.9, 1),
+            4: _model(0.1, 20, 0.8, 30),
+            8: _model(0.05, 25, 0.7, 60),
+            16: _model(0.04, 15, 0.4, 70),
+        }
+    )
     lines = f_sweep.verdicts(reversed_)
-    assert sum(line.startswith("did not hold") for line in lines) == 3, lines  # f=1 best, f=16 beats 4/8, sweet spot off
+    # f=1 best, f=16 beats 4/8, sweet spot off
+    assert sum(line.startswith("did not hold") for line in lines) == 3, lines
 
 
 def test_samples_view_reads_the_grid(tmp_path):
     profile = Profile(n_train=128, n_eval=8)
-    f_sweep.run(profile, out_dir=tmp_path, factors=(16,), model_channels=8, steps=2, batch_size=4, eval_every=1, n_eval=4, eval_ddim_steps=2, ddim_steps=(2,), n_throughput=2)
+    f_sweep.run(
+        profile,
+        out_dir=tmp_path,
+        factors=(16,),
+        model_channels=8,
+        steps=2,
+        batch_size=4,
+        eval_every=1,
+        n_eval=4,
+        eval_ddim_steps=2,
+        ddim_steps=(2,),
+        n_throughput=2,
+    )
     record = load_results("f_sweep", tmp_path)
     view = f_sweep.samples_view(record, 16, results_dir=tmp_path)
     assert view["grid"].shape == (2 * 32, 2 * 32 * len(f_sweep.SAMPLE_CAPTIONS), 3)

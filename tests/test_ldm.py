@@ -3,13 +3,21 @@
 import pytest
 import torch
 
+from ldm_mini.autoencoder import AutoencoderConfig
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
 from ldm_mini.text import TextEncoderConfig
 from ldm_mini.unet import UNetConfig
-from ldm_mini.autoencoder import AutoencoderConfig
 
 AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
-UNET = UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8)
+UNET = UNetConfig(
+    in_channels=2,
+    out_channels=2,
+    model_channels=8,
+    channel_mult=(1, 2),
+    attention_levels=(1,),
+    num_heads=2,
+    context_dim=8,
+)
 TEXT = TextEncoderConfig(dim=8, n_layers=1, n_heads=2)
 
 
@@ -76,7 +84,15 @@ def test_config_mismatch_between_unet_and_latent_is_refused():
 
 
 def test_pixel_space_model_has_no_autoencoder():
-    unet = UNetConfig(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8)
+    unet = UNetConfig(
+        in_channels=3,
+        out_channels=3,
+        model_channels=8,
+        channel_mult=(1, 2),
+        attention_levels=(1,),
+        num_heads=2,
+        context_dim=8,
+    )
     ldm = LatentDiffusion(LDMConfig(autoencoder=None, unet=unet, text=TEXT, image_size=16))
     assert ldm.config.f == 1 and ldm.latent_shape == (3, 16, 16)
     x = torch.rand(1, 3, 16, 16) * 2 - 1

@@ -1,13 +1,12 @@
 import dataclasses
 import math
-import time
 
 import pytest
 import torch
 
 from ldm_mini import data
 from ldm_mini.data import ATTRIBUTE_VALUES, build_shapes, parse_caption
-from ldm_mini.metrics import (
+from ldm_mini.eval import (
     PSNR_MAX,
     AttributeClassifier,
     AttributeClassifierConfig,
@@ -18,7 +17,6 @@ from ldm_mini.metrics import (
     psnr,
     psnr_per_image,
     ssim,
-    throughput,
     train_attribute_classifier,
 )
 
@@ -127,7 +125,10 @@ def test_parse_caption_canonical_order():
     assert (got["colour1"], got["shape1"], got["pos1"]) == ("green", "circle", "top")
 
 
-@pytest.mark.parametrize("caption", ["", "a red", "a big red circle", "a red circle near a blue square", "a red circle and a blue square please"])
+@pytest.mark.parametrize(
+    "caption",
+    ["", "a red", "a big red circle", "a red circle near a blue square", "a red circle and a blue square please"],
+)
 def test_parse_caption_rejects_bad_captions(caption):
     with pytest.raises(ValueError, match="cannot parse caption"):
         parse_caption(caption)
@@ -186,12 +187,25 @@ def test_prompt_accuracy_swapped_colours_is_a_binding_error(shapes):
 
 
 def test_judge_caption_rules():
-    one = {"shape1": "circle", "colour1": "red", "size1": "small", "pos1": "left", "shape2": "none", "colour2": "none", "size2": "none", "pos2": "none"}
+    one = {
+        "shape1": "circle",
+        "colour1": "red",
+        "size1": "small",
+        "pos1": "left",
+        "shape2": "none",
+        "colour2": "none",
+        "size2": "none",
+        "pos2": "none",
+    }
     assert judge_caption("a red circle", one) == {"single": True, "single_full": True}
     assert judge_caption("a large red circle", one) == {"single": True, "single_full": False}
     assert judge_caption("a red circle at the top", one) == {"single": True, "single_full": False}
     # the classifier saw one object for a two-object caption: no binding, not all present
-    assert judge_caption("a red circle and a blue square", one) == {"two_binding": False, "two_presence": False, "two_swapped": False}
+    assert judge_caption("a red circle and a blue square", one) == {
+        "two_binding": False,
+        "two_presence": False,
+        "two_swapped": False,
+    }
     # an extra object makes a one-object caption wrong
     extra = {**one, "shape2": "square", "colour2": "blue", "size2": "small", "pos2": "right"}
     assert judge_caption("a red circle", extra)["single"] is False
@@ -199,9 +213,14 @@ def test_judge_caption_rules():
     stacked = {**extra, "pos1": "top", "pos2": "bottom"}
     assert judge_caption("a red circle to the left of a blue square", extra)["two_binding"] is True
     assert judge_caption("a blue square to the right of a red circle", extra)["two_binding"] is True
-    assert judge_caption("a red circle to the left of a blue square", stacked) == {"two_binding": False, "two_presence": True, "two_swapped": False}
+    assert judge_caption("a red circle to the left of a blue square", stacked) == {
+        "two_binding": False,
+        "two_presence": True,
+        "two_swapped": False,
+    }
     assert judge_caption("a red circle above a blue square", stacked)["two_binding"] is True
-    assert judge_caption("a blue square and a red circle", stacked)["two_binding"] is True  # "and": any order, any layout
+    # "and": any order, any layout
+    assert judge_caption("a blue square and a red circle", stacked)["two_binding"] is True
 
 
 def test_prompt_accuracy_checks_counts():
@@ -218,14 +237,18 @@ def test_classifier_shapes_and_rebuild_from_config():
     x = torch.rand(5, 3, 32, 32) * 2 - 1
     logits = clf(x)
     assert list(logits) == list(ATTRIBUTE_VALUES)
-    assert {name: tuple(v.shape) for name, v in logits.items()} == {name: (5, len(vals)) for name, vals in ATTRIBUTE_VALUES.items()}
+    assert {name: tuple(v.shape) for name, v in logits.items()} == {
+        name: (5, len(vals)) for name, vals in ATTRIBUTE_VALUES.items()
+    }
     assert [tuple(f.shape) for f in clf.features(x)] == [(5, 16, 32, 32), (5, 32, 16, 16), (5, 64, 8, 8)]
     assert clf.embed(x).shape == (5, clf.config.hidden)
     pred = clf.predict(x)
     assert all(len(pred[n]) == 5 and set(pred[n]) <= set(ATTRIBUTE_VALUES[n]) for n in ATTRIBUTE_VALUES)
     assert 100_000 <= sum(p.numel() for p in clf.parameters()) <= 300_000
     # a checkpoint stores the config as JSON (tuples become lists) plus the state_dict
-    config = AttributeClassifierConfig(**{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(clf.config).items()})
+    config = AttributeClassifierConfig(
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(clf.config).items()}
+    )
     twin = AttributeClassifier(config)
     twin.load_state_dict(clf.state_dict())
     torch.testing.assert_close(twin(x)["colour1"], logits["colour1"])
@@ -245,12 +268,3 @@ def test_train_a_few_steps_is_deterministic_and_checks_inputs(shapes):
         train_attribute_classifier(images[:10], labels, steps=1, progress=False)
     with pytest.raises(ValueError, match="uint8"):
         train_attribute_classifier(images.float(), labels, steps=1, progress=False)
-
-
-# ---------------------------------------------------------------------------- throughput
-
-
-def test_throughput_median_of_repeats():
-    # 4 images per call, each call sleeps 20 ms: at most 200 images/s (sleep never runs short)
-    rate = throughput(lambda: time.sleep(0.02), n_images=4, repeats=3)
-    assert 100 < rate <= 200

@@ -1,10 +1,10 @@
 """The project's own files agree with each other."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,15 +8,19 @@ import torch
 
 from ldm_mini import checkpoints as ck
 from ldm_mini.config import Profile
-from ldm_mini.pretrained import build_all, load_pretrained
+from ldm_mini.zoo import build_all, load_pretrained
 
-TOY = Profile(name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=2, ldm_steps=2, batch_size=8, n_samples_eval=4)
+TOY = Profile(
+    name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=2, ldm_steps=2, batch_size=8, n_samples_eval=4
+)
 
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     directory = tmp_path_factory.mktemp("checkpoints")
-    build_all(TOY, only=["attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"], directory=directory, work_dir=None)
+    build_all(
+        TOY, only=["attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"], directory=directory, work_dir=None
+    )
     return directory
 
 

@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.sampling import (cfg_model, ddim_invert, ddim_sample, ddim_sigmas, ddim_step, ddim_timesteps,
-                               ddpm_sample, guided_eps, slerp)
+from ldm_mini.sampling import (
+    cfg_model,
+    ddim_invert,
+    ddim_sample,
+    ddim_sigmas,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_sample,
+    guided_eps,
+    slerp,
+)
 
 
 @pytest.fixture(scope="module")

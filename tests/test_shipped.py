@@ -5,7 +5,8 @@ import torch
 
 import ldm_mini
 from ldm_mini.data import images_uint8, load_shapes
-from ldm_mini.pretrained import AE_FACTORS, evaluate_autoencoder
+from ldm_mini.eval import evaluate_autoencoder
+from ldm_mini.zoo import AE_FACTORS
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,24 @@ from ldm_mini.unet import UNet, UNetConfig
 
 def _train(foreach: bool) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    m = UNet(UNetConfig(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=16))
+    m = UNet(
+        UNetConfig(
+            in_channels=3,
+            out_channels=3,
+            model_channels=8,
+            channel_mult=(1, 2),
+            attention_levels=(1,),
+            num_heads=2,
+            context_dim=16,
+        )
+    )
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.0, foreach=foreach)
     g = torch.Generator().manual_seed(1)
     for _ in range(4):
         x, c = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 5, 16, generator=g)
-        loss = m(x, torch.randint(0, 1000, (4,), generator=g), c).square().mean() + 1e-3 * sum(p.square().sum() for p in m.parameters())
+        loss = m(x, torch.randint(0, 1000, (4,), generator=g), c).square().mean() + 1e-3 * sum(
+            p.square().sum() for p in m.parameters()
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
@@ -21,12 +33,12 @@ def _train(foreach: bool) -> list[torch.Tensor]:
 
 
 def test_adamw_foreach_gives_the_same_weights_as_the_per_parameter_loop():
-    # train_ldm uses AdamW(foreach=True) for speed; the weights must be bit-for-bit those of the default loop
+    # train_diffusion uses AdamW(foreach=True) for speed; the weights must be bit-for-bit those of the default loop
     for a, b in zip(_train(False), _train(True)):
         assert torch.equal(a, b)
 
 
-def test_train_ldm_uses_foreach_adamw(monkeypatch):
+def test_train_diffusion_uses_foreach_adamw(monkeypatch):
     import ldm_mini.train as train
 
     seen = {}
@@ -39,10 +51,25 @@ def test_train_ldm_uses_foreach_adamw(monkeypatch):
     from ldm_mini.ldm import LatentDiffusion, LDMConfig
     from ldm_mini.text import TextEncoderConfig
 
-    unet = UNetConfig(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=16)
-    ldm = LatentDiffusion(LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8))
+    unet = UNetConfig(
+        in_channels=3,
+        out_channels=3,
+        model_channels=8,
+        channel_mult=(1, 2),
+        attention_levels=(1,),
+        num_heads=2,
+        context_dim=16,
+    )
+    ldm = LatentDiffusion(
+        LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8)
+    )
     try:
-        train.train_ldm(ldm, torch.randn(4, 3, 8, 8), ldm.tokenizer(["a red circle"] * 4), train.TrainConfig(steps=1, batch_size=2, progress=False))
+        train.train_diffusion(
+            ldm,
+            torch.randn(4, 3, 8, 8),
+            ldm.tokenizer(["a red circle"] * 4),
+            train.TrainConfig(steps=1, batch_size=2, progress=False),
+        )
     except StopIteration:
         pass
     assert seen.get("foreach") is True

@@ -1,11 +1,11 @@
-"""Super-resolution by concatenation (ldm_mini/superres.py): sizes, plumbing, training, errors."""
+"""Super-resolution by concatenation (ldm_mini/ldm.py, SuperResDiffusion): sizes, plumbing, training, errors."""
 
 import pytest
 import torch
 
 from ldm_mini.autoencoder import AutoencoderConfig
-from ldm_mini.superres import SRConfig, SuperResDiffusion, bicubic_upsample, downsample, sr_training_data, sr_unet_config, train_superres
-from ldm_mini.train import TrainConfig
+from ldm_mini.ldm import SRConfig, SuperResDiffusion, bicubic_upsample, downsample, sr_unet_config
+from ldm_mini.train import TrainConfig, sr_training_data, train_diffusion
 
 TINY_AE = AutoencoderConfig(f=4, base_channels=8, latent_channels=4, attn_mid=False)
 
@@ -74,7 +74,10 @@ def test_config_refuses_a_wrong_unet():
     with pytest.raises(ValueError, match="latent's 4 channels"):
         SRConfig(autoencoder=TINY_AE, unet=tiny_unet(3))
     with pytest.raises(ValueError, match="concat_channels"):
-        SRConfig(autoencoder=None, unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, use_context=False, concat_channels=0))
+        SRConfig(
+            autoencoder=None,
+            unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, use_context=False, concat_channels=0),
+        )
     with pytest.raises(ValueError, match="use_context=False"):
         SRConfig(autoencoder=None, unet=sr_unet_config(3).__class__(in_channels=3, out_channels=3, concat_channels=3))
 
@@ -152,11 +155,11 @@ def test_training_data_and_training_runs():
         expected = (16, 4, 8, 8) if model.autoencoder is not None else (16, 3, 32, 32)
         assert targets.shape == expected
         cfg = TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup=2, log_every=5, progress=False)
-        model, history = train_superres(model, targets, lr, cfg)
+        model, history = train_diffusion(model, targets, lr, cfg)
         assert len(history) == 6
         assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     with pytest.raises(ValueError, match="pair up"):
-        train_superres(pixel_sr(), targets[:4], lr, cfg)
+        train_diffusion(pixel_sr(), targets[:4], lr, cfg)
     with pytest.raises(ValueError, match=r"\(n, 3, 32, 32\)"):
         sr_training_data(pixel_sr(), images[:, :, :16])
 
@@ -172,7 +175,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
 
     before = fixed_loss()
     cfg = TrainConfig(steps=60, batch_size=8, lr=3e-3, warmup=2, ema_decay=0.5, progress=False)
-    model, _ = train_superres(model, z0, lr, cfg)
+    model, _ = train_diffusion(model, z0, lr, cfg)
     after = fixed_loss()
     assert abs(before - 1.0) < 0.15  # a fresh model predicts 0: loss = mean(eps^2)
     assert after < 0.8 * before
@@ -181,14 +184,17 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
 # ------------------------------------------------------------------ the experiment, end to end, tiny
 
 
-def test_experiment_runs_end_to_end_and_ships_loadable_models(tmp_path):
+def test_experiment_runs_end_to_end_and_zoo_ships_loadable_models(tmp_path):
+    from ldm_mini.checkpoints import CHECKPOINT_DIR
     from ldm_mini.config import Profile
     from ldm_mini.experiments import load_results
-    from ldm_mini.experiments.superres import SR_LDM, SR_PIXEL, SRBudget, run
-    from ldm_mini.pretrained import load_pretrained, load_superres
+    from ldm_mini.experiments.superres import run
+    from ldm_mini.zoo import SR_LDM, SR_PIXEL, SRBudget, build_superres, load_diffusion, load_pretrained
 
     profile = Profile(name="quick", n_train=64, n_eval=24)
-    results = run(profile, out_dir=tmp_path, checkpoint_dir=tmp_path, sr_budget=SRBudget(steps=3, batch_size=4, n_test=12, sample_steps=2, eval_batch=8))
+    budget = SRBudget(steps=3, batch_size=4, n_test=12, sample_steps=2, eval_batch=8)
+    results = run(profile, out_dir=tmp_path, budget=budget)
+    build_superres(profile, tmp_path, budget=budget, source_dir=CHECKPOINT_DIR)
     assert [r["method"] for r in results["table"]] == ["bicubic", "LDM SR", "pixel SR"]
     for row in results["table"]:  # 3 training steps: the diffusion models still output noise
         assert 0 < row["psnr"] < 60 and -1 <= row["ssim"] <= 1 and row["fd"] >= 0 and row["seconds_per_image"] > 0
@@ -196,8 +202,8 @@ def test_experiment_runs_end_to_end_and_ships_loadable_models(tmp_path):
     assert load_results("superres", tmp_path)["results"]["budget"]["steps"] == 3
     assert (tmp_path / "superres.png").stat().st_size > 0
     # the shipped pair: fp16, small, and they upscale exactly like the models that were measured
-    ldm_sr = load_superres(tmp_path / f"{SR_LDM}.safetensors", load_pretrained("ae-kl-f4"))
-    pixel = load_superres(tmp_path / f"{SR_PIXEL}.safetensors")
+    ldm_sr = load_diffusion(tmp_path / f"{SR_LDM}.safetensors", load_pretrained("ae-kl-f4"))
+    pixel = load_diffusion(tmp_path / f"{SR_PIXEL}.safetensors")
     assert ldm_sr.autoencoder is not None and pixel.autoencoder is None
     assert sum((tmp_path / f"{n}.safetensors").stat().st_size for n in (SR_LDM, SR_PIXEL)) <= 3.5e6
     y = torch.rand(2, 3, 8, 8)
@@ -217,6 +223,10 @@ def test_shipped_superres_models_load_are_small_and_deterministic():
     assert manifest["sr-ldm-f4"]["train"]["steps"] == manifest["sr-pixel"]["train"]["steps"]  # the same budget
     assert manifest["sr-ldm-f4"]["train"]["batch_size"] == manifest["sr-pixel"]["train"]["batch_size"]
     ldm_sr, pixel = ldm_mini.load_pretrained("sr-ldm-f4"), ldm_mini.load_pretrained("sr-pixel")
-    assert type(ldm_sr).__name__ == "SuperResDiffusion" and ldm_sr.latent_shape == (4, 8, 8) and pixel.latent_shape == (3, 32, 32)
+    assert (
+        type(ldm_sr).__name__ == "SuperResDiffusion"
+        and ldm_sr.latent_shape == (4, 8, 8)
+        and pixel.latent_shape == (3, 32, 32)
+    )
     y = torch.rand(2, 3, 8, 8)
     assert torch.equal(ldm_sr.upscale(y, steps=3, seed=0), ldm_sr.upscale(y, steps=3, seed=0))

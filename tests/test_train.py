@@ -1,4 +1,3 @@
-import math
 
 import pytest
 import torch
@@ -22,14 +21,18 @@ def _cfg(steps=6, **kw):
 
 @pytest.mark.parametrize("reg", ["kl", "vq"])
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, reg):
-    ae_config = AutoencoderConfig(f=2, reg=reg, base_channels=8, latent_channels=2, attn_mid=False, vq_codebook_size=8, vq_restart_after=1)
+    ae_config = AutoencoderConfig(
+        f=2, reg=reg, base_channels=8, latent_channels=2, attn_mid=False, vq_codebook_size=8, vq_restart_after=1
+    )
     cfg = _cfg(steps=6)
     from ldm_mini.losses import AutoencoderLossConfig
 
     loss_cfg = AutoencoderLossConfig(disc_start=2, disc_channels=8)  # the discriminator joins mid-run
     full, history_full = train_autoencoder(ae_config, _images(), cfg, loss_cfg, out_dir=tmp_path / "a")
     train_autoencoder(ae_config, _images(), cfg, loss_cfg, out_dir=tmp_path / "b", stop_after=3)  # "interrupted"
-    resumed, history_resumed = train_autoencoder(ae_config, _images(), cfg, loss_cfg, out_dir=tmp_path / "b", resume=True)
+    resumed, history_resumed = train_autoencoder(
+        ae_config, _images(), cfg, loss_cfg, out_dir=tmp_path / "b", resume=True
+    )
     for (name, p), p2 in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, p2), name
     assert [h["loss"] for h in history_full] == [h["loss"] for h in history_resumed]
@@ -83,7 +86,15 @@ def _tiny_ldm():
 
     config = LDMConfig(
         autoencoder=TINY_AE,
-        unet=UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8),
+        unet=UNetConfig(
+            in_channels=2,
+            out_channels=2,
+            model_channels=8,
+            channel_mult=(1, 2),
+            attention_levels=(1,),
+            num_heads=2,
+            context_dim=8,
+        ),
         text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2),
         image_size=16,
     )
@@ -92,15 +103,15 @@ def _tiny_ldm():
 
 
 def test_ldm_training_resumes_exactly_and_learns(tmp_path):
-    from ldm_mini.train import train_ldm
+    from ldm_mini.train import train_diffusion
 
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(16, 2, 8, 8, generator=g)
     tokens = _tiny_ldm().tokens(["a red circle"] * 8 + ["a blue square above a red circle"] * 8)
     cfg = _cfg(steps=6)
-    full, h1 = train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "a")
-    train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", stop_after=4)
-    resumed, h2 = train_ldm(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", resume=True)
+    full, h1 = train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "a")
+    train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", stop_after=4)
+    resumed, h2 = train_diffusion(_tiny_ldm(), latents, tokens, cfg, out_dir=tmp_path / "b", resume=True)
     assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
     for (name, p), p2 in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, p2), name

@@ -36,7 +36,11 @@ def perturb(unet: UNet, std: float = 0.2) -> UNet:
 
 def inputs(b=2, c=4, h=8, n=5, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, c, h, h, generator=g), torch.randint(0, 1000, (b,), generator=g), torch.randn(b, n, d, generator=g)
+    return (
+        torch.randn(b, c, h, h, generator=g),
+        torch.randint(0, 1000, (b,), generator=g),
+        torch.randn(b, n, d, generator=g),
+    )
 
 
 def test_timestep_embedding_is_cos_first():
@@ -57,7 +61,7 @@ def test_fresh_unet_outputs_exactly_zero():
 
 
 def test_default_config_sizes():
-    # the prototype's figures (DESIGN.md): ~1.7M params at 32 channels, ~6.9M at 64
+    # the prototype's figures (docs/CONVENTIONS.md, "Reference figures"): ~1.7M params at 32 channels, ~6.9M at 64
     assert 1.5e6 < UNet(UNetConfig(model_channels=32)).num_params() < 1.9e6
     assert 6.0e6 < UNet(UNetConfig(model_channels=64)).num_params() < 7.5e6
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from ldm_mini.autoencoder import Autoencoder, AutoencoderConfig
-from ldm_mini.metrics import psnr
-from ldm_mini.widgets import ModelCache, autoencoder_panel, autoencoder_view, draw_autoencoder_view
+from ldm_mini.eval import psnr
+from ldm_mini.lessons.cache import ModelCache
+from ldm_mini.lessons.widgets import autoencoder_panel, autoencoder_view, draw_autoencoder_view
 
 
 def tiny(f=4, reg="kl"):
@@ -89,7 +90,7 @@ def test_model_cache_loads_each_model_once():
 
 
 def test_panel_redraws_on_a_control_and_caches_views(monkeypatch):
-    import ldm_mini.widgets as widgets
+    import ldm_mini.lessons.widgets as widgets
 
     computed = []
     real_view = widgets.autoencoder_view

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ldm_mini.diffusion import NoiseSchedule
-from ldm_mini.widgets import noising_view, sampling_view
+from ldm_mini.lessons.widgets import noising_view, sampling_view
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,15 @@ def _tiny_ldm(perturb: bool = True):
 
     config = LDMConfig(
         autoencoder=AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False),
-        unet=UNetConfig(in_channels=2, out_channels=2, model_channels=8, channel_mult=(1, 2), attention_levels=(1,), num_heads=2, context_dim=8),
+        unet=UNetConfig(
+            in_channels=2,
+            out_channels=2,
+            model_channels=8,
+            channel_mult=(1, 2),
+            attention_levels=(1,),
+            num_heads=2,
+            context_dim=8,
+        ),
         text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2),
         image_size=16,
     )

@@ -1,6 +1,6 @@
 """The test of the browser test: break the rate panel's callback, and the browser test must fail.
 
-Each case writes an IPython startup file that monkeypatches ``ldm_mini.widgets`` inside the
+Each case writes an IPython startup file that monkeypatches ``ldm_mini.lessons.widgets`` inside the
 kernel (the package itself is untouched), then runs the lesson-01 browser test in a subprocess,
 in its own scratch folder, and checks that it fails for the right reason:
 - "raises": the callback raises on every move after the first draw (the traceback lands in the
@@ -21,7 +21,7 @@ from lab import ROOT
 BREAKS = {
     "raises": (
         """
-import ldm_mini.widgets as _w
+import ldm_mini.lessons.widgets as _w
 _real, _calls = _w.rate_view, []
 def _broken_rate_view(image, keep):
     _calls.append(keep)
@@ -34,7 +34,7 @@ _w.rate_view = _broken_rate_view
     ),
     "stale": (
         """
-import ldm_mini.widgets as _w
+import ldm_mini.lessons.widgets as _w
 _real, _first = _w.rate_view, {}
 def _stale_rate_view(image, keep):
     if "view" not in _first:

@@ -62,7 +62,9 @@ def load_results(name: str, out_dir: Path = RESULTS_DIR) -> dict:
     machine, results). A clear error when the experiment has not been run."""
     path = Path(out_dir) / f"{name}.json"
     if not path.exists():
-        raise FileNotFoundError(f"no results for experiment {name!r} at {path}; run `python -m ldm_mini experiment {name}` first")
+        raise FileNotFoundError(
+            f"no results for experiment {name!r} at {path}; run `python -m ldm_mini experiment {name}` first"
+        )
     return json.loads(path.read_text())
 
 

@@ -10,7 +10,8 @@ Here: the same UNet (same width, same blocks) on the 32 x 32 shapes for f in {1,
 where f = 1 is pixel-space diffusion (no autoencoder) and f > 1 uses the shipped KL
 autoencoder ae-kl-f{f}. The only difference the latent makes to the UNet is its input size
 h = 32 / f: a 2 x 2 latent (f = 16) cannot be halved twice, so the number of levels is capped
-(``unet_config``: f = 16 gets two levels instead of three). Every model gets the same budget: ``steps`` optimiser steps at batch 64.
+(``unet_config``: f = 16 gets two levels instead of three). Every model gets the same budget:
+``steps`` optimiser steps at batch 64.
 
 Measured for each f:
 - quality against training steps: the Frechet distance (FD) of samples to held-out images in
@@ -31,13 +32,14 @@ from pathlib import Path
 import torch
 
 from ..config import Profile, seed_everything
-from ..data import images_uint8, load_shapes, to_model_range
+from ..data import images_uint8, load_shapes, save_images, to_model_range
+from ..eval.measures import frechet_distance
+from ..eval.prompts import prompt_accuracy
 from ..ldm import LatentDiffusion, LDMConfig
-from ..metrics import frechet_distance, prompt_accuracy
-from ..plotting import save_images
 from ..text import TextEncoderConfig
-from ..train import TrainConfig, encode_images, train_ldm
+from ..train import TrainConfig, encode_images, train_diffusion
 from ..unet import UNetConfig
+from ..zoo import CLASSIFIER, ae_name, load_pretrained
 from . import RESULTS_DIR, save_results
 
 NAME = "f_sweep"
@@ -67,7 +69,9 @@ class FSweepConfig:
 def sweep_config(profile: Profile) -> FSweepConfig:
     """The quick profile fits the whole sweep in ~20 min on 2 CPU cores; full is for a GPU."""
     if profile.name == "full":
-        return FSweepConfig(model_channels=64, steps=20_000, batch_size=128, eval_every=2_500, n_eval=1_000, n_throughput=500)
+        return FSweepConfig(
+            model_channels=64, steps=20_000, batch_size=128, eval_every=2_500, n_eval=1_000, n_throughput=500
+        )
     return FSweepConfig()
 
 
@@ -84,20 +88,18 @@ def unet_config(f: int, image_size: int, latent_channels: int, model_channels: i
     )
 
 
-def build_model(f: int, cfg: FSweepConfig, image_size: int = 32) -> LatentDiffusion:
+def build_model(f: int, sweep: FSweepConfig, image_size: int = 32) -> LatentDiffusion:
     """A fresh text-to-image model at factor f: with the shipped autoencoder ae-kl-f{f} (frozen),
     or in pixel space for f = 1."""
-    from ..pretrained import ae_name, load_pretrained
-
     ae = None if f == 1 else load_pretrained(ae_name("kl", f))
     c = 3 if ae is None else ae.config.latent_channels
     config = LDMConfig(
         autoencoder=None if ae is None else ae.config,
-        unet=unet_config(f, image_size, c, cfg.model_channels),
+        unet=unet_config(f, image_size, c, sweep.model_channels),
         text=TextEncoderConfig(dim=64, n_layers=2),
         image_size=image_size,
     )
-    seed_everything(cfg.seed)
+    seed_everything(sweep.seed)
     ldm = LatentDiffusion(config)
     if ae is not None:
         ldm.autoencoder.load_state_dict(ae.state_dict())
@@ -113,11 +115,25 @@ def prompt_score(accuracy: dict) -> float:
 
 
 @torch.no_grad()
-def measure_quality(ldm: LatentDiffusion, captions: list[str], real: torch.Tensor, classifier, steps: int, guidance: float, seed: int, batch_size: int = 100) -> dict:
+def measure_quality(
+    ldm: LatentDiffusion,
+    captions: list[str],
+    real: torch.Tensor,
+    classifier,
+    steps: int,
+    guidance: float,
+    seed: int,
+    batch_size: int = 100,
+) -> dict:
     """Sample one image per caption (DDIM-``steps``, guidance), timed, and judge them:
     FD to the ``real`` images (uint8) in the classifier's features, prompt accuracy, images/s."""
     start = time.perf_counter()
-    images = torch.cat([ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i) for i in range(0, len(captions), batch_size)])
+    images = torch.cat(
+        [
+            ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i)
+            for i in range(0, len(captions), batch_size)
+        ]
+    )
     seconds = time.perf_counter() - start
     accuracy = prompt_accuracy(captions, images, classifier)
     return {
@@ -129,70 +145,91 @@ def measure_quality(ldm: LatentDiffusion, captions: list[str], real: torch.Tenso
     }
 
 
-def train_one(f: int, cfg: FSweepConfig, profile: Profile, classifier, train, test) -> dict:
-    """Train the model at factor f for ``cfg.steps`` steps, measuring quality on the way."""
-    ldm = build_model(f, cfg, profile.image_size)
+def train_one(f: int, sweep: FSweepConfig, profile: Profile, classifier, train, test) -> dict:
+    """Train the model at factor f for ``sweep.steps`` steps, measuring quality on the way."""
+    ldm = build_model(f, sweep, profile.image_size)
     start = time.perf_counter()
-    latents = encode_images(ldm.autoencoder, images_uint8(train)) if ldm.autoencoder is not None else to_model_range(images_uint8(train))
+    latents = (
+        encode_images(ldm.autoencoder, images_uint8(train))
+        if ldm.autoencoder is not None
+        else to_model_range(images_uint8(train))
+    )
     encode_seconds = time.perf_counter() - start
     tokens = ldm.tokenizer(train["caption"])
-    captions, real = test["caption"][: cfg.n_eval], images_uint8(test)[: cfg.n_eval]
+    captions, real = test["caption"][: sweep.n_eval], images_uint8(test)[: sweep.n_eval]
     curve: list[dict] = []
     eval_seconds = 0.0
 
     # The points during training judge the current weights; the last one, after training,
-    # the EMA weights that train_ldm returns (with ema_decay 0.99 they trail by ~100 steps).
+    # the EMA weights that train_diffusion returns (with ema_decay 0.99 they trail by ~100 steps).
     def on_step(step: int) -> None:  # quality against training steps (Fig. 6)
         nonlocal eval_seconds
-        if step % cfg.eval_every == 0 and step < cfg.steps:
+        if step % sweep.eval_every == 0 and step < sweep.steps:
             t0 = time.perf_counter()
-            q = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
+            q = measure_quality(ldm, captions, real, classifier, sweep.eval_ddim_steps, sweep.guidance, sweep.seed)
             curve.append({"step": step, "fd": q["fd"], "accuracy": q["accuracy"]})
             eval_seconds += time.perf_counter() - t0
             ldm.train()
 
-    train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.steps // 10), lr_min_ratio=0.1, ema_decay=0.99, seed=cfg.seed, progress=False)
+    train_config = TrainConfig(
+        steps=sweep.steps,
+        batch_size=sweep.batch_size,
+        lr=sweep.lr,
+        warmup=min(100, sweep.steps // 10),
+        lr_min_ratio=0.1,
+        ema_decay=0.99,
+        seed=sweep.seed,
+        progress=False,
+    )
     start = time.perf_counter()
-    ldm, _ = train_ldm(ldm, latents, tokens, train_cfg, on_step=on_step)
+    ldm, _ = train_diffusion(ldm, latents, tokens, train_config, on_step=on_step)
     train_seconds = time.perf_counter() - start - eval_seconds
-    final = measure_quality(ldm, captions, real, classifier, cfg.eval_ddim_steps, cfg.guidance, cfg.seed)
-    curve.append({"step": cfg.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
-    return {"ldm": ldm, "curve": curve, "train_seconds": train_seconds, "encode_seconds": encode_seconds, "seconds_per_step": train_seconds / cfg.steps}
+    final = measure_quality(ldm, captions, real, classifier, sweep.eval_ddim_steps, sweep.guidance, sweep.seed)
+    curve.append({"step": sweep.steps, "fd": final["fd"], "accuracy": final["accuracy"]})
+    return {
+        "ldm": ldm,
+        "curve": curve,
+        "train_seconds": train_seconds,
+        "encode_seconds": encode_seconds,
+        "seconds_per_step": train_seconds / sweep.steps,
+    }
 
 
-def throughput_vs_quality(ldm: LatentDiffusion, cfg: FSweepConfig, classifier, test) -> list[dict]:
+def throughput_vs_quality(ldm: LatentDiffusion, sweep: FSweepConfig, classifier, test) -> list[dict]:
     """Fig. 7: for each number of DDIM steps S, images/s (decoder included) and the quality reached."""
-    captions, real = test["caption"][: cfg.n_throughput], images_uint8(test)[: cfg.n_throughput]
+    captions, real = test["caption"][: sweep.n_throughput], images_uint8(test)[: sweep.n_throughput]
     rows = []
-    for S in cfg.ddim_steps:
-        q = measure_quality(ldm, captions, real, classifier, S, cfg.guidance, cfg.seed)
+    for S in sweep.ddim_steps:
+        q = measure_quality(ldm, captions, real, classifier, S, sweep.guidance, sweep.seed)
         rows.append({"ddim_steps": S, "images_per_s": q["images_per_s"], "fd": q["fd"], "accuracy": q["accuracy"]})
     return rows
 
 
-def run(profile: Profile, out_dir: Path = RESULTS_DIR, cfg: FSweepConfig | None = None, **overrides) -> dict:
+def run(profile: Profile, out_dir: Path = RESULTS_DIR, sweep: FSweepConfig | None = None, **overrides) -> dict:
     """The whole sweep; writes data/experiments/f_sweep.json and f_sweep_samples_f{f}.png."""
-    from ..pretrained import CLASSIFIER, load_pretrained
-
-    cfg = replace(cfg or sweep_config(profile), **overrides)
+    sweep = replace(sweep or sweep_config(profile), **overrides)
     start = time.perf_counter()
     classifier = load_pretrained(CLASSIFIER)
-    train = load_shapes(profile.n_train, "train", seed=cfg.seed)
-    test = load_shapes(profile.n_eval, "test", seed=cfg.seed)
+    train = load_shapes(profile.n_train, "train", seed=sweep.seed)
+    test = load_shapes(profile.n_eval, "test", seed=sweep.seed)
     models = {}
-    for f in cfg.factors:
-        trained = train_one(f, cfg, profile, classifier, train, test)
+    for f in sweep.factors:
+        trained = train_one(f, sweep, profile, classifier, train, test)
         ldm = trained.pop("ldm")
-        trained["throughput"] = throughput_vs_quality(ldm, cfg, classifier, test)
+        trained["throughput"] = throughput_vs_quality(ldm, sweep, classifier, test)
         trained["params"] = ldm.unet.num_params()
         trained["latent_shape"] = list(ldm.latent_shape)
-        grid = ldm.generate(SAMPLE_CAPTIONS, steps=50, guidance=cfg.guidance, seed=cfg.seed)  # b 3 H W in [0, 1]
+        grid = ldm.generate(SAMPLE_CAPTIONS, steps=50, guidance=sweep.guidance, seed=sweep.seed)  # b 3 H W in [0, 1]
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         save_images(grid, str(Path(out_dir) / f"{NAME}_samples_f{f}.png"), ncols=len(SAMPLE_CAPTIONS), scale=2)
         trained["samples"] = f"{NAME}_samples_f{f}.png"
         models[str(f)] = trained
-        print(f"f={f}: {trained['seconds_per_step']:.3f} s/step, final FD {trained['curve'][-1]['fd']:.1f}, accuracy {trained['curve'][-1]['accuracy']:.2f}", flush=True)
-    results = {"config": asdict(cfg), "profile": profile.name, "sample_captions": SAMPLE_CAPTIONS, "models": models}
+        print(
+            f"f={f}: {trained['seconds_per_step']:.3f} s/step, final FD {trained['curve'][-1]['fd']:.1f}, "
+                f"accuracy {trained['curve'][-1]['accuracy']:.2f}",
+            flush=True,
+        )
+    results = {"config": asdict(sweep), "profile": profile.name, "sample_captions": SAMPLE_CAPTIONS, "models": models}
     save_results(NAME, results, out_dir, seconds=time.perf_counter() - start)
     return results
 
@@ -222,7 +259,11 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
     """The paper's claims about f, each checked against measured results: one line per claim,
     starting with "held" or "did not hold", with the numbers that decide it."""
     models = {int(f): m for f, m in record["results"]["models"].items()}
-    S = 50 if any(r["ddim_steps"] == 50 for r in next(iter(models.values()))["throughput"]) else models[min(models)]["throughput"][-1]["ddim_steps"]
+    S = (
+        50
+        if any(r["ddim_steps"] == 50 for r in next(iter(models.values()))["throughput"])
+        else models[min(models)]["throughput"][-1]["ddim_steps"]
+    )
     final = {f: m["curve"][-1] for f, m in models.items()}
     speed = {f: next(r["images_per_s"] for r in m["throughput"] if r["ddim_steps"] == S) for f, m in models.items()}
     step = {f: m["seconds_per_step"] for f, m in models.items()}
@@ -234,14 +275,34 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
 
     if 1 in models and mid:
         best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(all(step[1] > step[f] for f in models if f != 1), f"pixel space (f = 1) trains slowest per step: {step[1]:.3f} s vs {', '.join(f'f={f} {step[f]:.3f} s' for f in models if f != 1)}")
-        claim(all(speed[1] < speed[f] for f in models if f != 1), f"pixel space samples slowest (DDIM-{S}): {speed[1]:.1f} images/s vs f={best_mid} {speed[best_mid]:.1f} ({speed[best_mid] / speed[1]:.0f}x)")
-        claim(final[best_mid]["fd"] < final[1]["fd"], f"after the same {final[1]['step']} steps, f={best_mid} beats f = 1: FD {final[best_mid]['fd']:.1f} vs {final[1]['fd']:.1f}, accuracy {final[best_mid]['accuracy']:.2f} vs {final[1]['accuracy']:.2f}")
+        claim(
+            all(step[1] > step[f] for f in models if f != 1),
+            f"pixel space (f = 1) trains slowest per step: {step[1]:.3f} s vs "
+                f"{', '.join(f'f={f} {step[f]:.3f} s' for f in models if f != 1)}",
+        )
+        claim(
+            all(speed[1] < speed[f] for f in models if f != 1),
+            f"pixel space samples slowest (DDIM-{S}): {speed[1]:.1f} images/s vs f={best_mid} "
+                f"{speed[best_mid]:.1f} ({speed[best_mid] / speed[1]:.0f}x)",
+        )
+        claim(
+            final[best_mid]["fd"] < final[1]["fd"],
+            f"after the same {final[1]['step']} steps, f={best_mid} beats f = 1: FD {final[best_mid]['fd']:.1f} "
+                f"vs {final[1]['fd']:.1f}, accuracy {final[best_mid]['accuracy']:.2f} vs {final[1]['accuracy']:.2f}",
+        )
     big = max(models)
     if mid and big not in mid:
         best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(final[big]["fd"] > final[best_mid]["fd"], f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs {final[best_mid]['fd']:.1f}")
+        claim(
+            final[big]["fd"] > final[best_mid]["fd"],
+            f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs "
+                f"{final[best_mid]['fd']:.1f}",
+        )
     best_fd = min(models, key=lambda f: final[f]["fd"])
     best_acc = max(models, key=lambda f: final[f]["accuracy"])
-    claim(best_fd in sweet_spot and best_acc in sweet_spot, f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest prompt accuracy at f = {best_acc}")
+    claim(
+        best_fd in sweet_spot and best_acc in sweet_spot,
+        f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest "
+            f"prompt accuracy at f = {best_acc}",
+    )
     return lines

@@ -54,7 +54,7 @@ print(f"device: {device}, profile: {profile.name}, threads: {torch.get_num_threa
 # decode once with D.
 
 # %%
-from ldm_mini.plotting import pipeline_figure
+from ldm_mini.lessons.plotting import pipeline_figure
 
 pipeline_figure()
 plt.show()
@@ -88,7 +88,7 @@ print("columns:", train.column_names)
 print("example:", {k: v for k, v in train[0].items() if k != "image"})
 
 # %%
-from ldm_mini.plotting import show_grid
+from ldm_mini.lessons.plotting import show_grid
 
 first = train.select(range(24))
 show_grid(images_uint8(first), first["caption"], ncols=8)

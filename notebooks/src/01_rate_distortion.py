@@ -33,7 +33,7 @@ from PIL import Image
 
 from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes, photo, photo_crops
-from ldm_mini.metrics import psnr
+from ldm_mini.eval import psnr
 from ldm_mini.rate import bits_per_dim_dct, bits_per_dim_downsample, bits_per_dim_raw, dct_truncate, downsample_upsample
 
 device = pick_device(DEVICE)
@@ -179,14 +179,14 @@ for name in ("shapes", "photos"):
 #
 # We can make the distinction measurable on our shapes. Downsample them by f and ask a
 # classifier that was trained only on clean images (the attribute classifier of
-# `ldm_mini.metrics`, shipped with the course) whether it still reads shape, colour, size and
+# `ldm_mini.eval`, shipped with the course) whether it still reads shape, colour, size and
 # position. Perceptual detail goes fast; the semantics survive much longer.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 import ldm_mini
 from ldm_mini.data import attribute_labels
-from ldm_mini.metrics import classifier_accuracy
+from ldm_mini.eval import classifier_accuracy
 
 classifier = ldm_mini.load_pretrained("attribute-classifier")
 val = load_shapes(profile.n_eval, "val", seed=SEED)
@@ -230,7 +230,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import rate_panel
+from ldm_mini.lessons.widgets import rate_panel
 
 panel = rate_panel({"astronaut (photo)": big, "shapes": shapes[0], "photo crop": photos[3]}, keep=16)
 

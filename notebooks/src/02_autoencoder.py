@@ -42,7 +42,7 @@ import ldm_mini
 from ldm_mini.autoencoder import Autoencoder, AutoencoderConfig, DiagonalGaussian, VectorQuantizer
 from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes, to_image_range, to_model_range
-from ldm_mini.plotting import show_grid
+from ldm_mini.lessons.plotting import show_grid
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
@@ -73,7 +73,7 @@ print(f"{len(train)} training and {len(val)} validation images of shape {tuple(t
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from ldm_mini.pretrained import ae_recipe
+from ldm_mini.zoo import ae_recipe
 
 config_f4, _, _ = ae_recipe("kl", 4, profile, seed=SEED)
 torch.manual_seed(SEED)
@@ -308,7 +308,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from ldm_mini.metrics import psnr
+from ldm_mini.eval import psnr
 
 with torch.no_grad():
     demo_rec = to_image_range(demo_ae(to_model_range(val[:N_EVAL]).to(device), sample_posterior=False)[0]).cpu()
@@ -326,8 +326,9 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 from ldm_mini import checkpoints as ck
-from ldm_mini.pretrained import AE_FACTORS, AE_REGS, ae_name, build_autoencoder, evaluate_autoencoder, load_pretrained
-from ldm_mini.widgets import ModelCache
+from ldm_mini.eval import evaluate_autoencoder
+from ldm_mini.zoo import AE_FACTORS, AE_REGS, ae_name, build_autoencoder, load_pretrained
+from ldm_mini.lessons.cache import ModelCache
 
 if TRAIN_FROM_SCRATCH:
     ae_dir = Path("../runs/lesson02/checkpoints")  # this folder, not the shipped one
@@ -387,7 +388,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from ldm_mini.metrics import frechet_distance, ssim
+from ldm_mini.eval import frechet_distance, ssim
 from ldm_mini.rate import bits_per_dim_downsample, downsample_upsample
 
 x_eval = val[:N_EVAL]
@@ -484,7 +485,7 @@ for f in (4, 8, 16):
 # panel in section 7 adds the error maps and the latents):
 
 # %%
-from ldm_mini.widgets import autoencoder_view
+from ldm_mini.lessons.widgets import autoencoder_view
 
 panel_images = val[[0, 1, 2, 3, 5, 8]]
 views = {name: autoencoder_view(models[name], panel_images) for name in names}
@@ -557,14 +558,14 @@ plt.show()
 # small objects as f grows. (Models load on first use, then stay cached.)
 
 # %%
-from ldm_mini.widgets import draw_autoencoder_view
+from ldm_mini.lessons.widgets import draw_autoencoder_view
 
 draw_autoencoder_view(views["ae-kl-f4"], "ae-kl-f4 (a static copy of the panel's first view)")
 plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import autoencoder_panel
+from ldm_mini.lessons.widgets import autoencoder_panel
 
 panel = autoencoder_panel(models, panel_images, f=4, reg="kl")
 
@@ -587,7 +588,7 @@ panel = autoencoder_panel(models, panel_images, f=4, reg="kl")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from ldm_mini.autoencoder import FlatLatentAutoencoder
+from ldm_mini.experiments.flat_latent import FlatLatentAutoencoder
 from ldm_mini.train import TrainConfig, lr_at, sample_batch
 
 compare_config = AutoencoderConfig(f=4, reg="kl", base_channels=16, latent_channels=4)  # half width: faster

@@ -331,7 +331,7 @@ plt.show()
 import numpy as np
 
 from ldm_mini.data import attribute_labels
-from ldm_mini.metrics import classifier_accuracy
+from ldm_mini.eval import classifier_accuracy
 
 classifier = ldm_mini.load_pretrained("attribute-classifier", device=device)
 labels = attribute_labels(val)
@@ -389,11 +389,11 @@ plt.show()
 # Move t and watch the same image in both spaces: the pixels x_t, the four channels of the latent
 # z_t, its decoding D(z_t / scale), and where t sits on the log SNR curve. The picker switches to the
 # cosine schedule: at the same t it keeps more signal early on and less at the end.
-# The panel's logic is `ldm_mini.widgets.noising_view`, tested in `tests/test_widgets_sampling.py`.
+# The panel's logic is `ldm_mini.lessons.widgets.noising_view`, tested in `tests/test_widgets_sampling.py`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import noising_panel
+from ldm_mini.lessons.widgets import noising_panel
 
 panel = noising_panel(x0[3], z0[3], {"linear (LDM)": schedule, "cosine": schedules["cosine"]}, decode, t=300, seed=SEED)
 

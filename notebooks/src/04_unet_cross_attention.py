@@ -322,7 +322,7 @@ def word_maps(captions: list[str], steps: int = MAP_STEPS, guidance: float = 3.0
     return images, maps
 
 
-from ldm_mini.plotting import show_word_maps
+from ldm_mini.lessons.plotting import show_word_maps
 
 shown = ["a red circle above a blue square", "a green triangle to the left of a yellow circle"]
 images, maps = word_maps(shown)
@@ -343,8 +343,8 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 from ldm_mini.data import COLOURS, parse_caption
-from ldm_mini.metrics import prompt_accuracy
-from ldm_mini.pretrained import evaluation_captions
+from ldm_mini.eval import prompt_accuracy
+from ldm_mini.eval import evaluation_captions
 
 
 def colour_mask(image: torch.Tensor, colour: str, tol: float = 70.0) -> torch.Tensor:

@@ -35,9 +35,9 @@ from ldm_mini.checkpoints import CHECKPOINT_DIR, read_manifest
 from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.plotting import show_grid
-from ldm_mini.pretrained import ldm_recipe
-from ldm_mini.train import encode_images, train_ldm
+from ldm_mini.lessons.plotting import show_grid
+from ldm_mini.zoo import ldm_recipe
+from ldm_mini.train import encode_images, train_diffusion
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
@@ -124,7 +124,7 @@ print(f"training on {len(latents)} latents of shape {tuple(latents.shape[1:])} w
 # %%
 demo_cfg = type(cfg)(**{**cfg.__dict__, "steps": DEMO_STEPS, "warmup": 20, "progress": False, "log_every": 10})
 start = time.perf_counter()
-ldm, history = train_ldm(ldm, latents, tokens, demo_cfg)
+ldm, history = train_diffusion(ldm, latents, tokens, demo_cfg)
 demo_seconds = time.perf_counter() - start
 
 # %%
@@ -174,7 +174,7 @@ print(f"training time when it was built: {entry['train_seconds'] / 60:.1f} min o
 # %%
 from PIL import Image
 
-from ldm_mini.plotting import wrap
+from ldm_mini.lessons.plotting import wrap
 
 grid = Image.open(CHECKPOINT_DIR / entry["progress"]["file"])
 steps = entry["progress"]["steps"]
@@ -215,13 +215,13 @@ plt.show()
 import tempfile
 from pathlib import Path
 
-from ldm_mini.pretrained import load_ldm, save_ldm
+from ldm_mini.zoo import load_diffusion, save_diffusion
 
 shipped = ldm_mini.load_pretrained("shapes-kl-f4")
 with tempfile.TemporaryDirectory() as folder:
-    path = save_ldm(shipped, Path(folder) / "my_ldm.safetensors")
+    path = save_diffusion(shipped, Path(folder) / "my_ldm.safetensors")
     print(f"saved {path.name}: {path.stat().st_size / 2**20:.1f} MiB (fp16; the autoencoder lives in its own file)")
-    reloaded = load_ldm(path, autoencoder=ae)
+    reloaded = load_diffusion(path, autoencoder=ae)
 a = shipped.generate(captions, steps=20, seed=1)
 b = reloaded.generate(captions, steps=20, seed=1)
 print(f"max difference between the two models' samples: {(a - b).abs().max().item():.1e}")
@@ -243,4 +243,4 @@ plt.show()
 # 2. Train with `parameterization="v"` (v-prediction). Does the loss curve look different? Why
 #    can the two losses not be compared directly?
 # 3. The live run uses the current weights; the shipped model samples with an EMA of the weights.
-#    Sample the live run's `ema` weights instead (see `train_ldm`) and compare.
+#    Sample the live run's `ema` weights instead (see `train_diffusion`) and compare.

@@ -32,9 +32,9 @@ import torch
 
 import ldm_mini
 from ldm_mini.config import get_profile, pick_device, seed_everything
-from ldm_mini.metrics import prompt_accuracy, psnr
-from ldm_mini.plotting import show_grid
-from ldm_mini.pretrained import evaluation_captions
+from ldm_mini.eval import prompt_accuracy, psnr
+from ldm_mini.lessons.plotting import show_grid
+from ldm_mini.eval import evaluation_captions
 from ldm_mini.sampling import ddim_invert, ddim_sample, ddim_sigmas, ddim_timesteps, slerp
 
 device = pick_device(DEVICE)
@@ -215,12 +215,12 @@ plt.show()
 #
 # How many steps, and how much guidance? We generate one image for each of N_EVAL held-out
 # captions (DDIM, eta = 0, the same seed everywhere) and judge them two ways:
-# - **prompt accuracy** (`metrics.prompt_accuracy`, read by the attribute classifier): a one-object
+# - **prompt accuracy** (`eval.prompt_accuracy`, read by the attribute classifier): a one-object
 #   caption is right when the image shows exactly one object of the named colour and shape
 #   ("single"); a two-object caption when both (colour, shape) pairs are there, in the stated
 #   arrangement ("two_binding"); "swapped" counts two-object images with the colours on the wrong shapes;
 # - **a Frechet distance** to the real test images of the same captions, in the classifier's features
-#   (`metrics.frechet_distance`, our FID stand-in, lower = closer to the real images' statistics). With
+#   (`eval.frechet_distance`, our FID stand-in, lower = closer to the real images' statistics). With
 #   200 images it carries a few points of noise, and it is only comparable within this table.
 #
 # We sweep DDIM steps S in {5, 10, 20, 50} at s = 3, and the guidance s in {0, 1, 3, 5} at S = 20, timing
@@ -229,7 +229,7 @@ plt.show()
 
 # %%
 from ldm_mini.data import images_uint8, load_shapes
-from ldm_mini.metrics import frechet_distance
+from ldm_mini.eval import frechet_distance
 
 real_test = images_uint8(load_shapes(N_EVAL, "test", seed=SEED))  # the real images of `captions`
 
@@ -330,11 +330,11 @@ plt.show()
 # Move the sliders; each change generates the four captions again (under a second at S = 20 on a
 # 2-core CPU, measured in a browser). The line above the grid counts the UNet calls per image: S
 # with s = 0 or 1, 2 S otherwise. The panel's logic is
-# `ldm_mini.widgets.sampling_view`, tested in `tests/test_widgets_sampling.py`.
+# `ldm_mini.lessons.widgets.sampling_view`, tested in `tests/test_widgets_sampling.py`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import sampling_panel
+from ldm_mini.lessons.widgets import sampling_panel
 
 panel = sampling_panel(ldm, show_captions, steps=20, eta=0.0, guidance=3.0, seed=SEED)
 

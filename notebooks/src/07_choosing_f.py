@@ -268,7 +268,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import choice_panel
+from ldm_mini.lessons.widgets import choice_panel
 
 panel = choice_panel({f"f = {f}": (lambda f=f: draw_f_view(f)) for f in sweep}, description="model")
 

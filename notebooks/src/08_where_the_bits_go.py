@@ -40,7 +40,7 @@ from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes, to_model_range
 from ldm_mini.experiments import load_results
 from ldm_mini.experiments import bits
-from ldm_mini.plotting import show_grid
+from ldm_mini.lessons.plotting import show_grid
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
@@ -263,11 +263,11 @@ plt.show()
 #
 # Move t (from T - 1 on the left, the order the reverse process runs) and pick an image: x_t,
 # the guess x0_hat(x_t), and the red point on the live rate-distortion curve with the bits spent
-# so far. The panel's logic is `ldm_mini.widgets.bits_view`, unit-tested in `tests/test_bits.py`.
+# so far. The panel's logic is `ldm_mini.lessons.widgets.bits_view`, unit-tested in `tests/test_bits.py`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from ldm_mini.widgets import bits_panel
+from ldm_mini.lessons.widgets import bits_panel
 
 bits_panel(live, t=500)
 

@@ -42,9 +42,9 @@ from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes
 from ldm_mini.experiments import RESULTS_DIR, load_results
 from ldm_mini.experiments.superres import PAPER_TABLE5
-from ldm_mini.metrics import psnr, ssim
-from ldm_mini.plotting import show_grid
-from ldm_mini.superres import SuperResDiffusion, bicubic_upsample, downsample
+from ldm_mini.eval import psnr, ssim
+from ldm_mini.lessons.plotting import show_grid
+from ldm_mini.ldm import SuperResDiffusion, bicubic_upsample, downsample
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
@@ -86,8 +86,8 @@ for name, row in PAPER_TABLE5.items():
 #
 # The degradation is bicubic downsampling with anti-aliasing (SR3's and the paper's protocol):
 # each 4 x 4 block of x becomes one pixel of y, after a low-pass filter so that thin edges blur
-# instead of aliasing. `superres.downsample` does it with `torch.nn.functional.interpolate`;
-# `superres.bicubic_upsample` is the classic way back. A size that 4 does not divide is refused
+# instead of aliasing. `ldm.downsample` does it with `torch.nn.functional.interpolate`;
+# `ldm.bicubic_upsample` is the classic way back. A size that 4 does not divide is refused
 # with a clear error.
 
 # %%
@@ -128,7 +128,7 @@ plt.show()
 #
 #     x_t (b, 3, 32, 32) ++ bicubic(y) (b, 3, 32, 32) -> UNet input (b, 6, 32, 32) -> eps (b, 3, 32, 32)
 #
-# Both are `SuperResDiffusion` (`ldm_mini/superres.py`): the only difference is
+# Both are `SuperResDiffusion` (`ldm_mini/ldm.py`): the only difference is
 # `autoencoder=ae_config` or `None`. Their UNet has no cross-attention at all
 # (`use_context=False`) and `concat_channels=3`. Let us check the shapes on the shipped models.
 
@@ -160,11 +160,11 @@ print(f"text LDM  z_t {text_ldm.latent_shape}, context tau_theta(y) {tuple(conte
 #
 # For the LDM, z_0 = s · E(x) is encoded once (the latent cache of lesson 05); for the pixel
 # model z_0 is x. We time a few steps of each from scratch, with the recipe and batch size the
-# shipped models used (`pretrained.sr_recipe`).
+# shipped models used (`zoo.sr_recipe`).
 
 # %%
-from ldm_mini.pretrained import sr_recipe
-from ldm_mini.superres import sr_training_data, train_superres
+from ldm_mini.zoo import sr_recipe
+from ldm_mini.train import sr_training_data, train_diffusion
 
 records = load_results("superres")
 budget = records["results"]["budget"]
@@ -179,7 +179,7 @@ for name, ae_config in (("LDM SR", sr_ldm.config.autoencoder), ("pixel SR", None
         model.autoencoder.load_state_dict(sr_ldm.autoencoder.state_dict())
     targets, lr_images = sr_training_data(model, train_small)
     start = time.perf_counter()
-    model, history = train_superres(model, targets, lr_images, cfg)
+    model, history = train_diffusion(model, targets, lr_images, cfg)
     live[name] = {"seconds_per_step": (time.perf_counter() - start) / LIVE_STEPS, "history": history}
 
 # %%
@@ -375,7 +375,7 @@ print(f"ranked by PSNR: {' > '.join(by_psnr)}; ranked by FD: {' > '.join(by_fd)}
 #    samples disagree, and what does that say about PSNR as a score for a generative upsampler?
 # 2. Sample the shipped models with DDIM-10, 20 and 100 steps. How do PSNR, FD and time per image move?
 # 3. Train the pixel model for the *same wall-clock time* as the LDM instead of the same number
-#    of steps (`sr_recipe(..., steps=...)`, `train_superres`). Which comparison is fairer, and
+#    of steps (`sr_recipe(..., steps=...)`, `train_diffusion`). Which comparison is fairer, and
 #    which one does the paper's Table 5 make?
 # 4. Replace concatenation by cross-attention: flatten y's 64 pixels into 64 tokens (a linear
 #    layer to `context_dim`) and train a UNet with `use_context=True` and no `concat_channels`.

@@ -39,8 +39,9 @@ import torch
 import ldm_mini
 from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.experiments import binding, load_results
-from ldm_mini.metrics import classify_images, describe
-from ldm_mini.plotting import show_grid
+from ldm_mini import guidance
+from ldm_mini.eval import classify_images, describe, prompts
+from ldm_mini.lessons.plotting import show_grid
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
@@ -65,7 +66,7 @@ print(f"device: {device}, profile: {profile.name}, run the experiment live: {RUN
 claim = "a red circle and a blue square"
 images = ldm.generate([claim] * 8, steps=profile.sample_steps, guidance=3.0, seed=SEED)
 seen = classify_images(images, classifier)
-verdicts = [binding.score_binding(claim, s) for s in seen]
+verdicts = [prompts.score_binding(claim, s) for s in seen]
 labels = ["right" if v["binding"] else "SWAPPED" if v["swapped"] else "missing a part" for v in verdicts]
 show_grid(images, [f"{lab}: {describe(s)}" for lab, s in zip(labels, seen)],
           ncols=8, scale=1.9, fontsize=6, suptitle=f'"{claim}", eight noises (DDIM-{profile.sample_steps}, guidance 3)')
@@ -76,7 +77,7 @@ print(f"{sum(v['binding'] for v in verdicts)} of 8 right, {sum(v['swapped'] for 
 # %% [markdown]
 # ## 2. Measuring it: binding against presence
 #
-# For a two-object caption, with what the classifier sees in the image (`binding.score_binding`):
+# For a two-object caption, with what the classifier sees in the image (`prompts.score_binding`):
 #
 # - **presence**: each named colour and each named shape appears somewhere. A model that reads
 #   the caption as a *bag of words* can score full marks here.
@@ -93,11 +94,11 @@ print(f"{sum(v['binding'] for v in verdicts)} of 8 right, {sum(v['swapped'] for 
 # sample, for section 3):
 
 # %%
-captions = binding.two_object_captions(N_LIVE, "test", seed=SEED)
+captions = prompts.two_object_captions(N_LIVE, "test", seed=SEED)
 start = time.perf_counter()
 live_images, live_maps = binding.sample_with_attention(ldm, captions, steps=profile.sample_steps, guidance=3.0, seed=SEED)
 live_seen = classify_images(live_images, classifier)
-live = binding.binding_table(captions, live_seen)
+live = prompts.binding_table(captions, live_seen)
 print(f"{len(captions)} captions sampled in {time.perf_counter() - start:.0f} s")
 print(f"presence {live['presence']:.0%}, binding {live['binding']:.0%}, swapped {live['swapped']:.0%}, "
       f"binding given presence {live['binding_given_presence']:.0%} (random pairing: 50%)")
@@ -128,9 +129,9 @@ print(f"per-token model ({token['shipped']}): presence {token['presence']:.1%}, 
 # for the first live sample whose colours came out **swapped**:
 
 # %%
-from ldm_mini.plotting import show_word_maps  # the same figure as lesson 04's
+from ldm_mini.lessons.plotting import show_word_maps  # the same figure as lesson 04's
 
-verdicts = [binding.score_binding(c, s) for c, s in zip(captions, live_seen)]
+verdicts = [prompts.score_binding(c, s) for c, s in zip(captions, live_seen)]
 leaky = [i for i, v in enumerate(verdicts) if v["swapped"]]
 i = next((i for i in leaky if " and " in captions[i]), leaky[0]) if leaky else 0
 words = ["<start>"] + tokenizer.words(captions[i])
@@ -205,7 +206,7 @@ print(f"attention weights with one token: {torch.softmax(q @ context.transpose(1
 
 # %% [markdown]
 # We trained the pooled model with **exactly the recipe of the shipped per-token model**
-# (`pretrained.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
+# (`zoo.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
 # `pooled=True` differs) and measured both on the same 200 two-object test captions with the same
 # noises. No pooled checkpoint is shipped (the checkpoint budget is spent); the experiment command
 # trains it again.
@@ -229,7 +230,7 @@ for name in ("token", "pooled"):
 from PIL import Image
 
 from ldm_mini.experiments import RESULTS_DIR
-from ldm_mini.plotting import wrap
+from ldm_mini.lessons.plotting import wrap
 
 grid = Image.open(RESULTS_DIR / res["grid"]["file"])
 fig, ax = plt.subplots(figsize=(10, 1.45 * len(res["grid"]["rows"])))
@@ -249,7 +250,7 @@ plt.show()
 # denoising steps, where the layout forms, it takes a few gradient steps on the latent z_t to
 # lower a loss on the cross-attention maps, then denoises as usual. SynGen (Rassin et al. 2023)
 # uses the same machinery with a loss aimed at binding. We try both losses on our 4 x 4 maps
-# (`binding.LOSSES`), with A_w the map of word w:
+# (`guidance.LOSSES`), with A_w the map of word w:
 #
 # - **excite** (Attend-and-Excite): drop `<start>`, renormalise each pixel over the real words, and
 #   ask every colour and shape word for a strong peak: L = max_w (1 - max_p A_w[p]);
@@ -259,7 +260,7 @@ plt.show()
 #   is read, away from the other object's words.
 #
 # Each guided step is z_t <- z_t - scale * g / rms(g) with g = dL/dz_t: the gradient goes back through
-# the UNet to z_t (`binding.guidance_step`; `capture_attention` recomputes the maps *with*
+# the UNet to z_t (`guidance.guidance_step`; `capture_attention` recomputes the maps *with*
 # gradients, which `record_attention` does not keep). We guide the first 10 of the 50 DDIM steps.
 # The step size was chosen per loss on 96 **validation** captions (from 0.01, 0.03, 0.1 and 0.3,
 # whichever bound best), so the test captions did not pick it:
@@ -271,7 +272,7 @@ print(f"choosing the step size on {tuning['n']} {tuning['split']} captions (bind
 for name, r in tuning.items():
     if isinstance(r, dict):
         print(f"  {name:<18} {r['binding']:6.1%} / {r['presence']:6.1%}   {r['seconds_per_image']:.2f} s per image")
-chosen = {name: binding.AttentionGuidance(**r["config"]) for name, r in res["remedies"].items()}
+chosen = {name: guidance.AttentionGuidance(**r["config"]) for name, r in res["remedies"].items()}
 print("chosen: " + ", ".join(f"{name} scale {c.scale}" for name, c in chosen.items()))
 
 # %% [markdown]
@@ -282,15 +283,15 @@ print("chosen: " + ", ".join(f"{name} scale {c.scale}" for name, c in chosen.ite
 remedy_captions = captions[:N_REMEDY]
 trace = []
 start = time.perf_counter()
-before = binding.generate(ldm, remedy_captions, None, steps=profile.sample_steps, seed=SEED)
+before = guidance.generate(ldm, remedy_captions, None, steps=profile.sample_steps, seed=SEED)
 t_before = time.perf_counter() - start
 start = time.perf_counter()
-z0 = binding.guided_sample_latents(ldm, remedy_captions, chosen["bind"], steps=profile.sample_steps, seed=SEED, trace=trace)
+z0 = guidance.guided_sample_latents(ldm, remedy_captions, chosen["bind"], steps=profile.sample_steps, seed=SEED, trace=trace)
 after = ((ldm.decode(z0) + 1) / 2).clamp(0, 1).cpu()
 t_after = time.perf_counter() - start
 print(f"{len(remedy_captions)} images: {t_before:.1f} s unguided, {t_after:.1f} s with guidance")
 for name, imgs in (("before", before), ("after", after)):
-    t = binding.binding_table(remedy_captions, classify_images(imgs, classifier))
+    t = prompts.binding_table(remedy_captions, classify_images(imgs, classifier))
     print(f"{name:>6}: binding {t['binding']:.0%}, presence {t['presence']:.0%}, swapped {t['swapped']:.0%}")
 
 # %%
@@ -414,7 +415,7 @@ print(f"binding given presence: per-token {tok['binding_given_presence']:.1%}, p
 # 3. **Negative guidance with the swapped caption.** Classifier-free guidance pushes away from the
 #    empty caption. Push away from the *wrong binding* instead: replace eps_u by the model's eps for
 #    "a blue circle and a red square" when asking for "a red circle and a blue square"
-#    (`sampling.cfg_model` takes any uncond context). Measure it with `binding.binding_table`.
+#    (`sampling.cfg_model` takes any uncond context). Measure it with `prompts.binding_table`.
 # 4. **Finer maps.** Our UNet attends at 4 x 4 and 2 x 2 only (`attention_levels=(1, 2)`). Add level 0
 #    (8 x 8): do colour and shape words then meet at the same place? Does the bind loss work better?
 # 5. **Bind by construction.** Give tau_theta one token per *object* (the sum of its colour and

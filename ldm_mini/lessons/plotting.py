@@ -23,7 +23,9 @@ def show_grid(images, titles=None, ncols: int = 8, scale: float = 1.4, fontsize:
     """Images in a grid, each with an optional (wrapped) title. Returns the figure."""
     x = to_numpy_images(images)
     nrows = int(np.ceil(len(x) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.35 if titles else 1.0)), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.35 if titles else 1.0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(x):
@@ -96,25 +98,15 @@ def pipeline_figure():
     return fig
 
 
-def save_images(images: torch.Tensor, path: str, ncols: int | None = None, scale: int = 4) -> None:
-    """Save float images in [0, 1] (b 3 h w) side by side as one PNG, enlarged ``scale`` times."""
-    from PIL import Image
-
-    x = (to_numpy_images(images) * 255).round().astype(np.uint8)  # b h w c
-    ncols = ncols or len(x)
-    nrows = int(np.ceil(len(x) / ncols))
-    pad = np.zeros((nrows * ncols - len(x), *x.shape[1:]), dtype=np.uint8)
-    grid = rearrange(np.concatenate([x, pad]), "(r c) h w ch -> (r h) (c w) ch", c=ncols)
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
-
-
 def show_word_maps(image: torch.Tensor, maps: dict, words: list[str], title: str):
     """Where each token is read (lessons 04 and 10): the image (3 h w in [0, 1]), then one panel
     per token and resolution, the token's cross-attention map (stretched to its own range; bright =
     read here) over a grey copy of the image, with its mean weight. ``maps`` is {resolution r:
     (len(words), r, r) maps}, one row of panels per resolution."""
     grey = image.mean(0)
-    fig, axes = plt.subplots(len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.75 * len(maps)), squeeze=False
+    )
     for row, (r, m) in enumerate(maps.items()):
         axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
         axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)

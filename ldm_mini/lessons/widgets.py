@@ -8,11 +8,19 @@ moves. Headless runs (nbval, `make lessons`) draw each panel once with its defau
 
 from __future__ import annotations
 
+import time
+
+import ipywidgets as w
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
-from .metrics import psnr
-from .rate import bits_per_dim_dct, dct_truncate
+from ..data import to_image_range
+from ..eval.measures import psnr, psnr_per_image
+from ..experiments.bits import split_point
+from ..layers import eval_mode
+from ..rate import bits_per_dim_dct, bits_per_dim_kl, bits_per_dim_vq, dct_truncate
+from .plotting import show_grid
 
 # ---------------------------------------------------------------- lesson 01: the rate slider
 
@@ -51,9 +59,6 @@ def draw_rate_view(image: torch.Tensor, view: dict, title: str = ""):
 
 def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     """A slider for the number of kept DCT frequencies and a picker for the image."""
-    import ipywidgets as w
-    from IPython.display import display
-
     names = list(images)
     size = images[names[0]].shape[-1]
     # Wide: k runs over 1..size (128 for the photo), and the interesting part is the first few tens.
@@ -71,12 +76,9 @@ def rate_panel(images: dict[str, torch.Tensor], keep: int = 8):
     return live_panel([picker, slider], draw)
 
 
-def live_panel(controls: list, draw) -> "ipywidgets.VBox":
+def live_panel(controls: list, draw) -> w.VBox:
     """Show ``controls`` above an output area that ``draw()`` fills with a figure, and redraw
     it (replacing, not stacking, the figure) whenever any control's value changes."""
-    import ipywidgets as w
-    from IPython.display import display
-
     out = w.Output()
 
     def redraw(*_):
@@ -110,21 +112,19 @@ def autoencoder_view(ae, images: torch.Tensor) -> dict:
                                   VQ-reg: the upper bound h w log2(K) / (3 H W)
       f, reg, latent_shape        the model's f, regulariser and (c, h, w)
     """
-    from .data import to_image_range
-    from .metrics import psnr_per_image
-    from .rate import bits_per_dim_kl, bits_per_dim_vq
 
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch dimension with x[None]")
+        raise ValueError(
+            f"images must be a batch shaped (b, 3, H, W), got shape {tuple(images.shape)}; add a batch "
+                f"dimension with x[None]"
+        )
     x01 = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     if x01.min() < 0 or x01.max() > 1:
         raise ValueError("float images must be in [0, 1]; for model-range images in [-1, 1] use data.to_image_range(x)")
-    was_training = ae.training
-    ae.eval()
     device = next(ae.parameters()).device
     x = (x01 * 2.0 - 1.0).to(device)  # the model range [-1, 1]
-    x_rec, aux = ae(x, sample_posterior=False)
-    ae.train(was_training)
+    with eval_mode(ae):
+        x_rec, aux = ae(x, sample_posterior=False)
     rec = to_image_range(x_rec).cpu()
     H, W = x.shape[-2:]
     c, h, w = ae.latent_shape(H, W)
@@ -162,45 +162,21 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
         lim = max(z.abs().max().item(), 1e-6)  # one symmetric colour scale per image, over its c channels
         for k in range(c):
             axes[3 + k, j].imshow(z[k].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    labels = ["original x", "x~ = D(E(x))", f"|x - x~|\n(0 to {error_max})"] + [f"z channel {k}\n({h}x{w})" for k in range(c)]
+    labels = ["original x", "x~ = D(E(x))", f"|x - x~|\n(0 to {error_max})"] + [
+        f"z channel {k}\n({h}x{w})" for k in range(c)
+    ]
     for ax, label in zip(axes[:, 0], labels):
         ax.set_ylabel(label, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    head = f"{view['reg'].upper()}-reg, f = {view['f']}: z is {c} x {h} x {w}, PSNR {view['psnr']:.1f} dB, {view['bits_per_dim']:.3f} bits/dim"
+    head = (
+        f"{view['reg'].upper()}-reg, f = {view['f']}: z is {c} x {h} x {w}, PSNR {view['psnr']:.1f} dB, "
+        f"{view['bits_per_dim']:.3f} bits/dim"
+    )
     fig.suptitle(f"{title}\n{head}" if title else head, fontsize=9)
     fig.tight_layout()
     return fig
-
-
-class ModelCache:
-    """A mapping name -> model that loads each model once, on first use (``load(name)``).
-
-    ``names`` lists what may be asked for; loaded models stay in memory, so switching back
-    and forth in a panel is instant.
-    """
-
-    def __init__(self, names, load=None):
-        if load is None:
-            from .pretrained import load_pretrained as load
-        self.names, self.load, self.loaded = list(names), load, {}
-
-    def __contains__(self, name) -> bool:
-        return name in self.names
-
-    def __iter__(self):
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, name):
-        if name not in self.names:
-            raise KeyError(f"no model called {name!r}; available: {self.names}")
-        if name not in self.loaded:
-            self.loaded[name] = self.load(name)
-        return self.loaded[name]
 
 
 def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl"):
@@ -209,9 +185,6 @@ def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl")
     ``models`` maps names "ae-{reg}-f{f}" to autoencoders: a dict, or a ``ModelCache`` that
     loads on demand. Each (model, images) view is computed once and cached.
     """
-    import ipywidgets as w
-    from IPython.display import display
-
     def name(reg_: str, f_: int) -> str:
         return f"ae-{reg_}-f{f_}"
 
@@ -235,7 +208,10 @@ def autoencoder_panel(models, images: torch.Tensor, f: int = 4, reg: str = "kl")
             view = views[key]
             draw_autoencoder_view(view, key)
             c, h, w_ = view["latent_shape"]
-            print(f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR {view['psnr']:.2f} dB")
+            print(
+                f"{key}: f = {view['f']}, z is {c} x {h} x {w_}, rate {view['bits_per_dim']:.4f} bits/dim, PSNR "
+                    f"{view['psnr']:.2f} dB"
+            )
             plt.show()
 
     f_picker.observe(redraw, names="value")
@@ -262,7 +238,9 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
     and log SNR(t).
     """
     if x0.ndim != 3 or z0.ndim != 3:
-        raise ValueError(f"x0 must be one image (3, H, W) and z0 one latent (c, h, w); got {tuple(x0.shape)} and {tuple(z0.shape)}")
+        raise ValueError(
+            f"x0 must be one image (3, H, W) and z0 one latent (c, h, w); got {tuple(x0.shape)} and {tuple(z0.shape)}"
+        )
     if not 0 <= int(t) < schedule.T:
         raise ValueError(f"t={t} is outside the schedule: pick t in [0, {schedule.T - 1}]")
     generator = torch.Generator().manual_seed(seed)
@@ -279,8 +257,8 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
         "t": int(t),
         "x_t": x_t,
         "z_t": z_t,
-        "x_t_image": ((x_t + 1) / 2).clamp(0, 1).cpu(),
-        "z_t_decoded": ((decoded + 1) / 2).clamp(0, 1).cpu(),
+        "x_t_image": to_image_range(x_t).cpu(),
+        "z_t_decoded": to_image_range(decoded).cpu(),
         "alpha_bar": alpha_bar,
         "snr": snr,
         "log_snr": float(torch.tensor(snr, dtype=torch.float64).log()),
@@ -290,7 +268,7 @@ def noising_view(x0: torch.Tensor, z0: torch.Tensor, t: int, schedule, decode, s
 def draw_noising_view(x0: torch.Tensor, view: dict, schedule):
     """Five panels: x_0, x_t (pixels), z_t (its c channels), D(z_t), and log SNR(t) with t marked."""
     fig, axes = plt.subplots(1, 5, figsize=(13, 2.9), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.6]})
-    axes[0].imshow(((x0 + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+    axes[0].imshow(to_image_range(x0).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
     axes[0].set_title("x_0 (clean)", fontsize=9)
     axes[1].imshow(view["x_t_image"].permute(1, 2, 0).numpy(), interpolation="nearest")
     axes[1].set_title(f"x_t, pixel space\nt = {view['t']}", fontsize=9)
@@ -322,13 +300,12 @@ def draw_noising_view(x0: torch.Tensor, view: dict, schedule):
 
 def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int = 300, seed: int = 0):
     """A t slider (and a schedule picker) over ``noising_view``. ``schedules``: a NoiseSchedule or {name: schedule}."""
-    import ipywidgets as w
-    from IPython.display import display
-
     schedules = schedules if isinstance(schedules, dict) else {"schedule": schedules}
     names = list(schedules)
     T = schedules[names[0]].T
-    slider = w.IntSlider(value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px"))
+    slider = w.IntSlider(
+        value=t, min=0, max=T - 1, description="t", continuous_update=False, layout=w.Layout(width="420px")
+    )
     picker = w.Dropdown(options=names, value=names[0], description="schedule")
     def draw():
         schedule = schedules[picker.value]
@@ -340,15 +317,15 @@ def noising_panel(x0: torch.Tensor, z0: torch.Tensor, schedules, decode, t: int 
 # ---------------------------------------------------------------- lesson 06: the sampling sliders
 
 
-def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0) -> dict:
+def sampling_view(
+    ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0
+) -> dict:
     """Generate one image per caption with DDIM (S = ``steps``, ``eta``) and classifier-free guidance s = ``guidance``.
 
     Returns the images (b 3 H W in [0, 1]), the wall time in seconds, and ``unet_evals``: how
     many times the UNet saw each image, counted by a forward hook. That is S with s = 0 or s = 1
     (one branch of eps = eps_u + s (eps_c - eps_u) suffices) and 2 S otherwise.
     """
-    import time
-
     captions = [captions] if isinstance(captions, str) else list(captions)
     rows = []
     hook = ldm.unet.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
@@ -362,17 +339,24 @@ def sampling_view(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, g
             "steps": steps, "eta": eta, "guidance": guidance, "seed": seed}
 
 
-def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4):
+def sampling_panel(
+    ldm, captions: list[str], steps: int = 20, eta: float = 0.0, guidance: float = 3.0, seed: int = 0, ncols: int = 4
+):
     """Sliders for DDIM steps S, eta and the guidance scale s, and a seed box, over ``sampling_view``."""
-    import ipywidgets as w
-    from IPython.display import display
-
-    from .plotting import show_grid
-
     style = {"description_width": "85px"}  # 70px cut "guidance s" to "guidanc..." in JupyterLab
-    steps_w = w.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100, 200], value=steps, description="steps S", continuous_update=False, style=style)
-    eta_w = w.FloatSlider(value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style)
-    guidance_w = w.FloatSlider(value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style)
+    steps_w = w.SelectionSlider(
+        options=[1, 2, 5, 10, 20, 50, 100, 200],
+        value=steps,
+        description="steps S",
+        continuous_update=False,
+        style=style,
+    )
+    eta_w = w.FloatSlider(
+        value=eta, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False, style=style
+    )
+    guidance_w = w.FloatSlider(
+        value=guidance, min=0.0, max=8.0, step=0.5, description="guidance s", continuous_update=False, style=style
+    )
     seed_w = w.IntText(value=seed, description="seed", style=style, layout=w.Layout(width="160px"))
     out = w.Output()
 
@@ -402,8 +386,6 @@ def sampling_panel(ldm, captions: list[str], steps: int = 20, eta: float = 0.0, 
 def choice_panel(options: dict, description: str = "show"):
     """Buttons, one per key of ``options`` (name -> a function that draws a figure); the
     figure of the chosen one is drawn below and replaced when another is chosen."""
-    import ipywidgets as w
-
     if not options:
         raise ValueError("choice_panel needs at least one option")
     picker = w.ToggleButtons(options=list(options), value=next(iter(options)), description=description)
@@ -420,8 +402,6 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
     step above t), that as a share of the whole bound, the distortion there (RMSE, 0..255), and
     the region, "semantic" above the split of ``split_point`` and "perceptual" from it down.
     """
-    from .experiments.bits import split_point
-
     ts = torch.as_tensor(result["t"])
     T_max = int(ts.max())
     if not 0 <= int(t) <= T_max:
@@ -436,8 +416,8 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
     return {
         "t": int(ts[k]),
         "index": k,
-        "x_t_image": ((result["x_t"][k, image] + 1) / 2).clamp(0, 1),
-        "x0_hat_image": ((result["x0_hat"][k, image] + 1) / 2).clamp(0, 1),
+        "x_t_image": to_image_range(result["x_t"][k, image]),
+        "x0_hat_image": to_image_range(result["x0_hat"][k, image]),
         "bits_spent": spent,
         "share": spent / total,
         "total_bits": total,
@@ -450,8 +430,12 @@ def bits_view(result: dict, t: int, image: int = 0, fraction: float = 0.9) -> di
 def draw_bits_view(result: dict, view: dict, image: int = 0):
     """x_0, x_t, x0_hat, and the rate-distortion curve with the current step marked."""
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), gridspec_kw={"width_ratios": [1, 1, 1, 2.2]})
-    pictures = [((result["x0"][image] + 1) / 2).clamp(0, 1), view["x_t_image"], view["x0_hat_image"]]
-    titles = ["x_0 (to be sent)", f"x_t, t = {view['t']}\n(what the receiver holds)", f"x0_hat(x_t)\nRMSE {view['distortion']:.1f} / 255 (all images)"]
+    pictures = [to_image_range(result["x0"][image]), view["x_t_image"], view["x0_hat_image"]]
+    titles = [
+        "x_0 (to be sent)",
+        f"x_t, t = {view['t']}\n(what the receiver holds)",
+        f"x0_hat(x_t)\nRMSE {view['distortion']:.1f} / 255 (all images)",
+    ]
     for ax, picture, title in zip(axes, pictures, titles):
         ax.imshow(picture.permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_title(title, fontsize=9)
@@ -460,25 +444,33 @@ def draw_bits_view(result: dict, view: dict, image: int = 0):
     split = view["split"]
     ax.axvspan(0, split["rate"], color="tab:orange", alpha=0.15, label="semantic")
     ax.axvspan(split["rate"], view["total_bits"], color="tab:blue", alpha=0.12, label="perceptual")
-    ax.plot(torch.as_tensor(result["rate"]).numpy(), torch.as_tensor(result["distortion"]).numpy(), color="black", lw=1.2)
+    ax.plot(
+        torch.as_tensor(result["rate"]).numpy(), torch.as_tensor(result["distortion"]).numpy(), color="black", lw=1.2
+    )
     ax.plot([view["bits_spent"]], [view["distortion"]], "o", color="tab:red")
     ax.set_xlabel("bits/dim spent so far", fontsize=8)
     ax.set_ylabel("RMSE (0..255)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(f"spent {view['bits_spent']:.3f} of {view['total_bits']:.3f} bits/dim ({100 * view['share']:.0f}%): {view['region']}", fontsize=9)
+    ax.set_title(
+        f"spent {view['bits_spent']:.3f} of {view['total_bits']:.3f} bits/dim ({100 * view['share']:.0f}%): "
+            f"{view['region']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
 
 def bits_panel(result: dict, t: int | None = None, image: int = 0):
     """A t slider over the evaluated steps (and an image picker) over ``bits_view``."""
-    import ipywidgets as w
-
     steps = [int(v) for v in torch.as_tensor(result["t"]).flip(0)]  # T - 1 first: the order the reverse process runs
     t = steps[len(steps) // 2] if t is None else min(steps, key=lambda s: abs(s - t))
-    slider = w.SelectionSlider(options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px"))
-    picker = w.IntSlider(value=image, min=0, max=result["x_t"].shape[1] - 1, description="image", continuous_update=False)
+    slider = w.SelectionSlider(
+        options=steps, value=t, description="t", continuous_update=False, layout=w.Layout(width="420px")
+    )
+    picker = w.IntSlider(
+        value=image, min=0, max=result["x_t"].shape[1] - 1, description="image", continuous_update=False
+    )
 
     def draw():
         draw_bits_view(result, bits_view(result, slider.value, picker.value), picker.value)

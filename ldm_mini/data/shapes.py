@@ -1,24 +1,9 @@
-"""Built-in data: captioned shapes (drawn, never downloaded) and crops of bundled photos.
+"""Captioned shapes: drawn, never downloaded (the grammar is in ``captions.py``).
 
-Captioned shapes
-----------------
-Each image x holds one or two flat objects on a light background. Every object has a
-shape, a colour, a size and a position, and the caption y describes them in plain English
-from a small grammar:
-
-    "a red circle"                              (size and position left open)
-    "a small blue square on the left"
-    "a red circle above a green triangle"       (two objects, spatial relation)
-    "a yellow square and a purple circle"       (two objects, no relation: used for binding)
-
-The attributes are stored beside the caption as columns, so the attribute classifier in
-``metrics.py`` can check whether a generated image matches its prompt. Everything is a
-pure function of ``(seed, split, index)``: the same call draws the same pixels on any
-machine.
-
-Objects in two-object images are stored in *canonical order*: object 1 is the one on the
-left (horizontal layout) or at the top (vertical layout). A caption may mention them in
-either order ("a blue square to the right of a red circle").
+Everything is a pure function of ``(seed, split, index)``: the same call draws the same pixels
+on any machine. ``load_shapes`` caches a drawn split in data/cache/ as a Hugging Face dataset;
+``images_uint8`` turns it into a uint8 tensor (b 3 H W); ``to_model_range`` and
+``to_image_range`` convert between the two value ranges used everywhere.
 """
 
 from __future__ import annotations
@@ -33,47 +18,19 @@ from datasets import Image as ImageFeature
 from datasets.utils.logging import disable_progress_bar
 from PIL import Image, ImageDraw
 
-SHAPES = ("circle", "square", "triangle")
-COLOURS = {  # name -> RGB; saturated and far apart, so a 32x32 image shows them clearly
-    "red": (220, 40, 40),
-    "green": (40, 165, 60),
-    "blue": (45, 80, 225),
-    "yellow": (235, 200, 25),
-    "purple": (140, 55, 185),
-    "orange": (245, 125, 20),
-}
-SIZES = {"small": 0.25, "large": 0.42}  # object diameter as a fraction of the image side
-POSITIONS = {  # centre of a single object, as a fraction of (width, height)
-    "left": (0.27, 0.5),
-    "right": (0.73, 0.5),
-    "top": (0.5, 0.27),
-    "bottom": (0.5, 0.73),
-    "middle": (0.5, 0.5),
-}
-POSITION_PHRASE = {
-    "left": "on the left",
-    "right": "on the right",
-    "top": "at the top",
-    "bottom": "at the bottom",
-    "middle": "in the middle",
-}
-RELATIONS = ("left of", "right of", "above", "below", "and")
-RELATION_PHRASE = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
-SINGLE_KINDS = ("colour_shape", "size_colour_shape", "colour_shape_pos", "size_colour_shape_pos")
-CAPTION_KINDS = SINGLE_KINDS + ("two_relation", "two_and")
+from .captions import (
+    ATTRIBUTE_VALUES,
+    COLOURS,
+    POSITION_PHRASE,
+    POSITIONS,
+    RELATION_PHRASE,
+    SHAPES,
+    SINGLE_KINDS,
+    SIZES,
+)
+
 SPLITS = ("train", "val", "test")
 
-# Every categorical column with its possible values; "none" marks a missing second object.
-ATTRIBUTE_VALUES = {
-    "shape1": SHAPES,
-    "colour1": tuple(COLOURS),
-    "size1": tuple(SIZES),
-    "pos1": tuple(POSITIONS),
-    "shape2": ("none",) + SHAPES,
-    "colour2": ("none",) + tuple(COLOURS),
-    "size2": ("none",) + tuple(SIZES),
-    "pos2": ("none",) + tuple(POSITIONS),
-}
 
 
 @dataclass
@@ -123,8 +80,9 @@ def _object_phrase(colour: str, shape: str, size: str | None = None) -> str:
     return ("an " if words[0] in "aeiou" else "a ") + words
 
 
-def sample_scene(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()) -> Scene:
+def sample_scene(rng: np.random.Generator, config: ShapesConfig | None = None) -> Scene:
     """Draw the attributes of one image and its caption."""
+    config = config or ShapesConfig()
     if rng.random() >= config.p_two:
         return _single_scene(rng)
     return _two_scene(rng)
@@ -196,8 +154,9 @@ def _centre(rng: np.random.Generator, scene: Scene, which: int, config: ShapesCo
     return x, y
 
 
-def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig = ShapesConfig()) -> Image.Image:
+def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig | None = None) -> Image.Image:
     """Draw ``scene`` as an RGB image of ``config.image_size`` pixels a side."""
+    config = config or ShapesConfig()
     big = config.image_size * config.supersample
     background = tuple(int(v) for v in 240 + rng.integers(-10, 11, size=3))
     img = Image.new("RGB", (big, big), background)
@@ -212,8 +171,9 @@ def render_scene(rng: np.random.Generator, scene: Scene, config: ShapesConfig = 
     return img.resize((config.image_size, config.image_size), Image.BOX)
 
 
-def make_example(seed: int, split: str, index: int, config: ShapesConfig = ShapesConfig()) -> dict:
+def make_example(seed: int, split: str, index: int, config: ShapesConfig | None = None) -> dict:
     """One example (image + caption + attributes), a pure function of (seed, split, index)."""
+    config = config or ShapesConfig()
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
     rng = _rng(seed, split, index)
@@ -224,24 +184,32 @@ def make_example(seed: int, split: str, index: int, config: ShapesConfig = Shape
 # ---------------------------------------------------------------------------- datasets
 
 disable_progress_bar()  # our datasets build in seconds; the bars would only clutter the lessons
-CACHE_DIR = Path(__file__).resolve().parent.parent / "data" / "cache"
+CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache"
 
 
 def _features(image_size: int):
-    columns = {"image": ImageFeature(), "caption": Value("string"), "caption_kind": Value("string"), "n_objects": Value("int8")}
+    columns = {
+        "image": ImageFeature(),
+        "caption": Value("string"),
+        "caption_kind": Value("string"),
+        "n_objects": Value("int8"),
+    }
     columns.update({name: Value("string") for name in ATTRIBUTE_VALUES})
     columns["relation"] = Value("string")
     return Features(columns)
 
 
-def build_shapes(n: int, split: str = "train", seed: int = 0, config: ShapesConfig = ShapesConfig()):
+def build_shapes(n: int, split: str = "train", seed: int = 0, config: ShapesConfig | None = None):
     """Draw ``n`` captioned shapes as a Hugging Face ``datasets.Dataset`` (no caching)."""
+    config = config or ShapesConfig()
     rows = [make_example(seed, split, i, config) for i in range(n)]
     columns = {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
     return Dataset.from_dict(columns, features=_features(config.image_size))
 
 
-def load_shapes(n: int = 20_000, split: str = "train", seed: int = 0, image_size: int = 32, cache_dir: Path | str | None = CACHE_DIR):
+def load_shapes(
+    n: int = 20_000, split: str = "train", seed: int = 0, image_size: int = 32, cache_dir: Path | str | None = CACHE_DIR
+):
     """The captioned shapes, built once and cached under ``data/cache/`` (git-ignored).
 
     A missing or unreadable cache is simply rebuilt. ``cache_dir=None`` skips the cache.
@@ -310,125 +278,3 @@ def attribute_labels(ds) -> dict[str, torch.Tensor]:
         index = {v: i for i, v in enumerate(values)}
         labels[name] = torch.tensor([index[v] for v in ds[name]], dtype=torch.long)
     return labels
-
-
-# ---------------------------------------------------------------------------- photos
-
-# Photographs that ship inside scikit-image and load offline (checked with 0.26; others
-# would try to download). Split by *source* so no val crop comes from a train photo.
-PHOTO_SOURCES = {
-    "train": ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass", "camera", "moon"),
-    "val": ("chelsea", "gravel", "coins"),
-}
-
-
-def photo(name: str, size: int | None = None) -> np.ndarray:
-    """A bundled scikit-image photo as uint8 h w 3 (grey ones repeated to RGB), optionally
-    resized so its shorter side is ``size``."""
-    import skimage.data
-
-    img = np.asarray(getattr(skimage.data, name)())
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    img = img[..., :3]
-    if size is not None:
-        pil = Image.fromarray(img)
-        scale = size / min(pil.size)
-        pil = pil.resize((max(size, round(pil.width * scale)), max(size, round(pil.height * scale))), Image.LANCZOS)
-        img = np.asarray(pil)
-    return img
-
-
-def photo_crops(n: int, size: int = 32, split: str = "train", seed: int = 0, scale: int = 128) -> np.ndarray:
-    """``n`` random size x size crops (uint8, n h w 3) of the bundled photos.
-
-    Each photo is first shrunk so its shorter side is ``scale`` pixels, so a 32x32 crop
-    shows a recognisable piece of texture rather than a flat patch of a 512x512 photo.
-    """
-    if split not in PHOTO_SOURCES:
-        raise ValueError(f"photos have splits {tuple(PHOTO_SOURCES)}, not {split!r}")
-    if size > scale:
-        raise ValueError(f"crop size {size} is larger than the photo scale {scale}; raise scale")
-    photos = [photo(name, scale) for name in PHOTO_SOURCES[split]]
-    rng = np.random.default_rng([seed, SPLITS.index(split), 99])
-    crops = np.empty((n, size, size, 3), dtype=np.uint8)
-    for i in range(n):
-        img = photos[int(rng.integers(len(photos)))]
-        y, x = int(rng.integers(img.shape[0] - size + 1)), int(rng.integers(img.shape[1] - size + 1))
-        crops[i] = img[y : y + size, x : x + size]
-    return crops
-
-
-# ---------------------------------------------------------------------------- parsing captions
-
-
-def parse_caption(caption: str) -> dict:
-    """What a caption asks for: the inverse of the caption grammar above.
-
-    Returns the attribute columns of a ``Scene`` (``n_objects``, ``shape1`` ... ``pos2``,
-    ``relation``), where ``None`` means "the caption leaves this open":
-
-    - one object ("a small red circle on the left"): ``shape1``, ``colour1``, and ``size1`` /
-      ``pos1`` only if the caption mentions them; object 2 is ``"none"`` (the caption asks
-      for one object), ``relation`` is ``""``.
-    - two objects with a relation ("a blue square to the right of a red circle"): the
-      relation fixes the *canonical order* of the dataset, object 1 = left / top, so this
-      gives ``colour1="red", shape1="circle", pos1="left"`` and object 2 the blue square
-      on the right. ``relation`` is the caption's own word ("right of"), as in the columns.
-    - two objects joined by "and": objects in the order mentioned, positions ``None``
-      (either order matches the image).
-
-    Sizes are never stated for two objects, so ``size1``/``size2`` are ``None`` there.
-    An unparseable caption raises ``ValueError``.
-    """
-    words = caption.lower().replace(",", " ").split()
-    first, i = _parse_object(words, 0, caption)
-    rest = " ".join(words[i:])
-    if rest == "" or rest in POSITION_PHRASE.values():  # one object
-        pos = next((p for p, phrase in POSITION_PHRASE.items() if phrase == rest), None)
-        return {"n_objects": 1, **_numbered(first, 1), "pos1": pos, **_numbered(_NO_OBJECT, 2), "pos2": "none", "relation": ""}
-    for relation in RELATIONS:  # two objects: "<object> <relation phrase> <object>"
-        phrase = RELATION_PHRASE.get(relation, relation).split()
-        if words[i : i + len(phrase)] == phrase:
-            second, j = _parse_object(words, i + len(phrase), caption)
-            if j != len(words):
-                raise ValueError(f"cannot parse caption {caption!r}: unexpected words {' '.join(words[j:])!r} after the second object")
-            return _two_objects(first, second, relation)
-    raise ValueError(
-        f"cannot parse caption {caption!r}: after {' '.join(words[:i])!r} expected nothing, a position "
-        f"({', '.join(POSITION_PHRASE.values())}) or a relation ({', '.join(RELATION_PHRASE.values())}, and) "
-        "followed by a second object, e.g. 'a red circle above a blue square'"
-    )
-
-
-_NO_OBJECT = {"shape": "none", "colour": "none", "size": "none"}
-
-
-def _parse_object(words: list[str], i: int, caption: str) -> tuple[dict, int]:
-    """'a [size] colour shape' starting at words[i] -> ({shape, colour, size}, index after it)."""
-    start = i
-    if i < len(words) and words[i] in ("a", "an"):
-        i += 1
-    size = words[i] if i < len(words) and words[i] in SIZES else None
-    i += size is not None
-    if i + 2 > len(words) or words[i] not in COLOURS or words[i + 1] not in SHAPES:
-        raise ValueError(
-            f"cannot parse caption {caption!r}: expected an object '[a] [size] colour shape' at "
-            f"{' '.join(words[start:]) or 'the end'!r}; sizes {tuple(SIZES)}, colours {tuple(COLOURS)}, shapes {SHAPES}"
-        )
-    return {"shape": words[i + 1], "colour": words[i], "size": size}, i + 2
-
-
-def _numbered(obj: dict, k: int) -> dict:
-    return {f"shape{k}": obj["shape"], f"colour{k}": obj["colour"], f"size{k}": obj["size"]}
-
-
-def _two_objects(a: dict, b: dict, relation: str) -> dict:
-    # "a left of b" and "a above b" name object 1 first; "right of" and "below" name it second.
-    if relation == "and":
-        positions = (None, None)
-    else:
-        if relation in ("right of", "below"):
-            a, b = b, a
-        positions = ("left", "right") if relation in ("left of", "right of") else ("top", "bottom")
-    return {"n_objects": 2, **_numbered(a, 1), "pos1": positions[0], **_numbered(b, 2), "pos2": positions[1], "relation": relation}

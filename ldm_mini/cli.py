@@ -1,0 +1,181 @@
+"""The ldm-mini command line (also `python -m ldm_mini`). `ldm-mini COMMAND --help` for each."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import distributed
+from .autoencoder import Autoencoder
+from .checkpoints import load_model, save_model
+from .config import get_profile
+from .data import images_uint8, load_shapes, save_images
+from .eval.models import evaluate_autoencoder, evaluate_ldm
+from .experiments import RESULTS_DIR
+from .ldm import LatentDiffusion
+from .train import train_diffusion
+from .zoo import CLASSIFIER, ae_name, build_all, ldm_recipe, load_pretrained, prepare_ldm_training, save_diffusion
+from .zoo.build import fit_autoencoder
+
+
+def cmd_data(args) -> None:
+    for split, n in (("train", args.n), ("val", args.n_eval), ("test", args.n_eval)):
+        start = time.perf_counter()
+        dataset = load_shapes(n, split, seed=args.seed, image_size=args.image_size)
+        images_uint8(dataset)
+        print(f"{split}: {len(dataset)} images in {time.perf_counter() - start:.1f} s")
+
+
+def cmd_train_ae(args) -> None:
+    """The shipped recipe (``zoo.build_autoencoder``), written to OUT instead of data/checkpoints/."""
+    profile = get_profile(args.profile)
+    out = Path(args.out)
+    classifier = load_pretrained(CLASSIFIER)
+    ae, record = fit_autoencoder(
+        args.reg, args.f, profile, classifier, seed=args.seed, steps=args.steps, out_dir=out, resume=args.resume
+    )
+    save_model(ae, out / "model.safetensors")
+    print(json.dumps({k: round(v, 4) for k, v in record["metrics"].items() if k != "scale_factor"}, indent=1))
+    print(f"saved {out / 'model.safetensors'}")
+
+
+def cmd_train_ldm(args) -> None:
+    """Also runs under `torchrun --nproc_per_node N -m ldm_mini train-ldm ...` (one writer: rank 0)."""
+    distributed.setup()
+    try:
+        _train_ldm(args)
+    finally:
+        distributed.cleanup()
+
+
+def _train_ldm(args) -> None:
+    profile = get_profile(args.profile)
+    ae = load_model(Autoencoder, args.autoencoder) if args.autoencoder else load_pretrained(ae_name(args.reg, args.f))
+    config, train_config = ldm_recipe(ae.config, profile, args.seed)
+    if args.steps:
+        train_config.steps = args.steps
+    with distributed.main_process_first():  # rank 0 draws and caches the dataset, the others then read it
+        ldm, latents, tokens = prepare_ldm_training(config, ae, profile, args.seed)
+    out = Path(args.out)
+    ldm, _ = train_diffusion(ldm, latents, tokens, train_config, out_dir=out, resume=args.resume)
+    if distributed.is_main():
+        save_diffusion(ldm, out / "model.safetensors")
+        print(f"saved {out / 'model.safetensors'} (its autoencoder: {args.autoencoder or ae_name(args.reg, args.f)})")
+
+
+def cmd_sample(args) -> None:
+    ldm = load_pretrained(args.model)
+    captions = [args.caption] * args.n
+    images = ldm.generate(captions, steps=args.steps, guidance=args.guidance, eta=args.eta, seed=args.seed)
+    save_images(images, args.output)
+    print(f"wrote {args.output}: {args.n} image(s) for {args.caption!r}")
+
+
+def cmd_eval(args) -> None:
+    model = load_pretrained(args.model)
+    classifier = load_pretrained(CLASSIFIER)
+    if isinstance(model, Autoencoder):
+        profile = get_profile(args.profile)
+        metrics = evaluate_autoencoder(model, images_uint8(load_shapes(profile.n_eval, "val")), classifier)
+    elif isinstance(model, LatentDiffusion):
+        metrics = evaluate_ldm(model, classifier, n=args.n, steps=args.steps, guidance=args.guidance)
+    else:
+        raise SystemExit(f"eval takes an autoencoder or an LDM, not {args.model}")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, indent=1))
+
+
+def cmd_pretrained(args) -> None:
+    build_all(args.profile, args.only)
+
+
+EXPERIMENTS = ("f_sweep", "bits", "superres", "binding")  # modules of ldm_mini/experiments/ (lessons 07-10)
+
+
+def cmd_experiment(args) -> None:
+    module = importlib.import_module(f".experiments.{args.name}", __package__)
+    start = time.perf_counter()
+    module.run(get_profile(args.profile), out_dir=Path(args.out) if args.out else RESULTS_DIR)
+    print(f"experiment {args.name} done in {time.perf_counter() - start:.0f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ldm-mini", description="Latent diffusion, small: data, training, sampling and evaluation."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="draw the captioned shapes and cache them in data/cache/")
+    p.add_argument("--n", type=int, default=20_000, help="training images (default 20000)")
+    p.add_argument("--n-eval", type=int, default=1_000, help="val and test images each")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train-ae", help="train an autoencoder (stage 1)")
+    p.add_argument("--f", type=int, default=4, help="downsampling factor: 1, 2, 4, 8 or 16")
+    p.add_argument("--reg", choices=("kl", "vq"), default="kl")
+    p.add_argument("--profile", choices=("quick", "full"), default=None)
+    p.add_argument("--steps", type=int, default=None, help="override the profile's step count")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/ae")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
+    p.set_defaults(func=cmd_train_ae)
+
+    p = sub.add_parser("train-ldm", help="train a text-to-image latent diffusion model (stage 2)")
+    p.add_argument("--f", type=int, default=4, help="use the shipped autoencoder ae-REG-fF")
+    p.add_argument("--reg", choices=("kl", "vq"), default="kl")
+    p.add_argument("--autoencoder", default=None, help="or an autoencoder .safetensors of your own")
+    p.add_argument("--profile", choices=("quick", "full"), default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/ldm")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=cmd_train_ldm)
+
+    p = sub.add_parser("sample", help="generate images for a caption")
+    p.add_argument("caption", help='e.g. "a red circle above a blue square"')
+    p.add_argument("-o", "--output", default="sample.png")
+    p.add_argument("--model", default="shapes-kl-f4", help="a shipped LDM")
+    p.add_argument("--n", type=int, default=4, help="images to draw")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps S")
+    p.add_argument("--eta", type=float, default=0.0, help="0: deterministic DDIM, 1: DDPM-like")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale s")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="measure a shipped autoencoder or LDM")
+    p.add_argument("model", help="e.g. ae-kl-f4 or shapes-kl-f4")
+    p.add_argument("--profile", choices=("quick", "full"), default=None)
+    p.add_argument("--n", type=int, default=200, help="LDM: captions to sample")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("pretrained", help="rebuild the shipped checkpoints in data/checkpoints/")
+    p.add_argument("--profile", choices=("quick", "full"), default="quick")
+    p.add_argument("--only", nargs="*", default=None, help="names, e.g. attribute-classifier ae-kl-f4")
+    p.set_defaults(func=cmd_pretrained)
+
+    p = sub.add_parser(
+        "experiment", help="run one of the paper's experiments (lessons 07-10); writes data/experiments/NAME.json"
+    )
+    p.add_argument("name", choices=EXPERIMENTS)
+    p.add_argument("--profile", choices=("quick", "full"), default=None)
+    p.add_argument("--out", default=None, help="results folder (default data/experiments/)")
+    p.set_defaults(func=cmd_experiment)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:  # bad input: say what and how to fix, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+

@@ -1,0 +1,117 @@
+"""Measuring trained models: an autoencoder's reconstructions and rate, an LDM's prompt accuracy,
+and upscalers' fidelity, realism and speed (lesson 09)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..autoencoder import Autoencoder
+from ..data import load_shapes, to_image_range, to_model_range
+from ..ldm import LatentDiffusion, SuperResDiffusion, bicubic_upsample, downsample
+from ..rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
+from .judge import AttributeClassifier
+from .measures import frechet_distance, psnr, ssim
+from .prompts import prompt_accuracy
+
+
+@torch.no_grad()
+def evaluate_autoencoder(
+    ae: Autoencoder, images: torch.Tensor, classifier: AttributeClassifier | None = None, batch_size: int = 250
+) -> dict:
+    """Reconstruction quality and rate of ``ae`` on uint8 images (b 3 H W).
+
+    Returns PSNR and SSIM (on [0, 1] images), the rFID stand-in (Frechet distance of
+    reconstructions to originals in the classifier's features), bits/dim, and for VQ-reg the
+    codebook usage and perplexity over all the images.
+    """
+    ae.eval()
+    H, W = images.shape[-2:]
+    recs, kls, indices = [], [], []
+    device = next(ae.parameters()).device
+    for i in range(0, len(images), batch_size):
+        x = to_model_range(images[i : i + batch_size]).to(device)
+        x_rec, aux = ae(x, sample_posterior=False)
+        recs.append(to_image_range(x_rec).cpu())
+        if ae.config.reg == "kl":
+            kls.append(aux["kl"].cpu())
+        else:
+            indices.append(aux["indices"].cpu())  # b h w
+    rec, original = torch.cat(recs), images.float() / 255
+    result = {
+        "psnr": psnr(original, rec),
+        "ssim": ssim(original, rec),
+        "params": sum(p.numel() for p in ae.parameters()),
+    }
+    if classifier is not None:
+        result["rfid"] = frechet_distance(original, rec, classifier)
+    c, h, w = ae.latent_shape(H, W)
+    if ae.config.reg == "kl":
+        result["bits_per_dim"] = bits_per_dim_kl(torch.cat(kls).mean().item(), H, W)
+    else:
+        codes = torch.cat(indices)  # n h w
+        K = ae.config.vq_codebook_size
+        result["bits_per_dim"] = bits_per_dim_vq(h, w, K, H, W)
+        result["bits_per_dim_entropy"] = bits_per_dim_vq_entropy(codes, K, H, W)
+        counts = torch.bincount(codes.flatten(), minlength=K).double()
+        p = counts / counts.sum()
+        result["codebook_usage"] = (counts > 0).double().mean().item()
+        result["perplexity"] = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
+    return result
+
+
+def evaluation_captions(n: int, seed: int = 0) -> list[str]:
+    """Captions of held-out test images: the prompts every LDM is judged on."""
+    return load_shapes(n, "test", seed=seed)["caption"]
+
+
+def evaluate_ldm(
+    ldm: LatentDiffusion,
+    classifier: AttributeClassifier,
+    n: int = 200,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> dict:
+    """Prompt accuracy of DDIM samples for ``n`` test captions (see prompts.prompt_accuracy)."""
+    captions = evaluation_captions(n, seed)
+    images = torch.cat(
+        [
+            ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i)
+            for i in range(0, n, batch_size)
+        ]
+    )
+    result = prompt_accuracy(captions, images, classifier)
+    result.pop("per_caption")
+    return result
+
+
+def upscalers(models: dict[str, SuperResDiffusion], sample_steps: int, seed: int = 0) -> dict:
+    """name -> fn(y in [0, 1] (b 3 8 8)) -> x~ in [0, 1] (b 3 32 32)."""
+    out = {"bicubic": lambda y_low: bicubic_upsample(y_low, value_range=(0.0, 1.0))}
+    for name, model in models.items():
+        out[name] = lambda y_low, m=model: m.upscale(y_low, steps=sample_steps, seed=seed)
+    return out
+
+
+def evaluate_upscalers(methods: dict, hr: torch.Tensor, classifier, batch: int = 100) -> dict:
+    """Upscale ``downsample(hr)`` (hr in [0, 1], n 3 H W) with each method; PSNR, SSIM, FD and
+    CPU seconds per image. Returns {name: metrics}, and the outputs under "_images"."""
+    y_low = downsample(hr * 2 - 1, value_range=(-1.0, 1.0))
+    y_low = to_image_range(y_low)  # y in [0, 1]
+    rows, images = {}, {}
+    for name, fn in methods.items():
+        start = time.perf_counter()
+        sr = torch.cat([fn(y_low[i : i + batch]) for i in range(0, len(y_low), batch)])
+        seconds = time.perf_counter() - start
+        rows[name] = {
+            "psnr": psnr(hr, sr),
+            "ssim": ssim(hr, sr),
+            "fd": frechet_distance(hr, sr, classifier),
+            "seconds_per_image": seconds / len(hr),
+        }
+        images[name] = sr
+    rows["_images"] = images
+    return rows

@@ -1,0 +1,182 @@
+"""The recipes of the shipped checkpoints: which config and which training budget each one gets.
+
+``build.py`` trains them in dependency order, ``store.py`` saves and loads them. The experiments
+reuse these recipes, so a comparison always starts from the shipped model's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..autoencoder import AutoencoderConfig
+from ..config import Profile
+from ..ldm import LDMConfig, SRConfig, sr_unet_config
+from ..losses import AutoencoderLossConfig
+from ..text import TextEncoderConfig
+from ..train import TrainConfig
+from ..unet import UNetConfig
+
+AE_FACTORS = (1, 2, 4, 8, 16)
+AE_REGS = ("kl", "vq")
+CLASSIFIER = "attribute-classifier"
+LDM_MAIN = "shapes-kl-f4"
+PIXEL = "shapes-pixel"
+PIXEL_STEPS = {"quick": 1_500, "full": 50_000}  # optimiser steps of the pixel model per profile
+SR_LDM = "sr-ldm-f4"  # lesson 09: x4 super-resolution in the latents of ae-kl-f4
+SR_PIXEL = "sr-pixel"  # and in pixel space (SR3-like)
+SUPERRES = (SR_LDM, SR_PIXEL)
+
+
+def ae_name(reg: str, f: int) -> str:
+    return f"ae-{reg}-f{f}"
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def ae_recipe(
+    reg: str, f: int, profile: Profile, seed: int = 0
+) -> tuple[AutoencoderConfig, AutoencoderLossConfig, TrainConfig]:
+    """The autoencoders of lesson 02: base 32 channels, c = 4 latent channels, K = 256 codes,
+    all trained for the same number of steps; the PatchGAN joins for the last 30%."""
+    # Self-attention in the middle block only where the latent is small (f >= 4): at f = 1 it
+    # would attend over all 32 x 32 = 1024 positions and cost more than the rest of the model.
+    config = AutoencoderConfig(f=f, reg=reg, base_channels=32, latent_channels=4, attn_mid=f >= 4)
+    train_config = TrainConfig(
+        steps=profile.ae_steps,
+        batch_size=profile.batch_size,
+        lr=1e-3,
+        warmup=50,
+        lr_min_ratio=0.05,
+        seed=seed,
+        log_every=25,
+        save_every=100,
+    )
+    loss_config = AutoencoderLossConfig(kl_weight=1e-6, disc_start=int(0.7 * train_config.steps))
+    return config, loss_config, train_config
+
+
+def ldm_recipe(
+    ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, model_channels: int = 64
+) -> tuple[LDMConfig, TrainConfig]:
+    """The text-to-image LDM: a 6.6M-parameter UNet on the f = 4 latents, tau_theta of 2 layers."""
+    c = ae_config.latent_channels if ae_config is not None else 3
+    unet = UNetConfig(
+        in_channels=c,
+        out_channels=c,
+        model_channels=model_channels,
+        channel_mult=(1, 2, 2),
+        attention_levels=(1, 2),
+        num_heads=4,
+        context_dim=64,
+    )
+    config = LDMConfig(
+        autoencoder=ae_config, unet=unet, text=TextEncoderConfig(dim=64, n_layers=2), image_size=profile.image_size
+    )
+    train_config = TrainConfig(
+        steps=profile.ldm_steps,
+        batch_size=profile.batch_size,
+        lr=1e-3,
+        warmup=100,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
+    return config, train_config
+
+
+def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfig]:
+    """The unconditional pixel-space model of lesson 08: no autoencoder (f = 1), a 32-channel
+    UNet with attention only at 8 x 8 and in the middle, trained on the empty caption alone.
+
+    Its schedule is Ho et al.'s beta range 1e-4 .. 0.02 (in the project's sqrt-linear form), not
+    Stable Diffusion's 0.00085 .. 0.012: the last reverse step's noise sqrt(beta_1) sets how finely
+    the discretised decoder can place a pixel, and 1e-4 gives ~1.3 grey levels instead of ~3.7,
+    so the bound measures the model rather than the schedule's coarse first step.
+    """
+    unet = UNetConfig(
+        in_channels=3,
+        out_channels=3,
+        model_channels=32,
+        channel_mult=(1, 2, 2),
+        attention_levels=(2,),
+        num_heads=4,
+        context_dim=32,
+    )
+    config = LDMConfig(
+        autoencoder=None,
+        unet=unet,
+        text=TextEncoderConfig(dim=32, n_layers=1),
+        image_size=profile.image_size,
+        beta_start=1e-4,
+        beta_end=0.02,
+        cond_drop=0.0,
+    )
+    # Half the profile's batch: at 32 x 32 pixels a step costs 4x one on 8 x 8 latents, and more,
+    # smaller steps learned faster than fewer, larger ones in a budget of minutes.
+    train_config = TrainConfig(
+        steps=PIXEL_STEPS[profile.name],
+        batch_size=profile.batch_size // 2,
+        lr=1e-3,
+        warmup=100,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
+    return config, train_config
+
+
+def sr_recipe(
+    ae_config: AutoencoderConfig | None, profile: Profile, seed: int = 0, steps: int = 1_000, batch_size: int = 64
+) -> tuple[SRConfig, TrainConfig]:
+    """The x4 super-resolution models of lesson 09: one small UNet (0.82M parameters, no
+    cross-attention, y concatenated), on the f = 4 latents (``ae_config``) or on pixels (None).
+    Both get the same optimiser, schedule and EMA; the budget (steps, batch) comes from the
+    experiment so that the two models always train equally long."""
+    c = ae_config.latent_channels if ae_config is not None else 3
+    config = SRConfig(
+        autoencoder=ae_config, unet=sr_unet_config(c, model_channels=32), image_size=profile.image_size, factor=4
+    )
+    train_config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=1e-3,
+        warmup=50,
+        lr_min_ratio=0.1,
+        ema_decay=0.995,
+        seed=seed,
+        log_every=25,
+        save_every=250,
+    )
+    return config, train_config
+
+
+@dataclass
+class SRBudget:
+    """How much each SR model trains and how it is judged (the same for both models)."""
+
+    steps: int = 1_200  # optimiser steps for each diffusion model (quick: ~3 min for the pixel model here)
+    batch_size: int = 32
+    n_test: int = 500  # held-out test images for the table
+    sample_steps: int = 50  # DDIM steps S when upscaling
+    eval_batch: int = 100  # images per sampling call (and per timing)
+
+
+def sr_budget(profile: Profile) -> SRBudget:
+    """The budget of lesson 09's two SR models (and of the shipped sr-ldm-f4 and sr-pixel)."""
+    if profile.name == "full":
+        return SRBudget(
+            steps=20_000, batch_size=profile.batch_size, n_test=min(2_000, profile.n_eval), sample_steps=100
+        )
+    return SRBudget()
+
+
+PROGRESS_CAPTIONS = [
+    "a red circle", "a blue square", "a green triangle", "a small yellow circle on the left",
+    "a large purple square at the top", "an orange triangle in the middle",
+    "a red circle above a blue square", "a green triangle and a yellow circle",
+]
