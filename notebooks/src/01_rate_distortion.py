@@ -183,7 +183,6 @@ for name in ("shapes", "photos"):
 # position. Perceptual detail goes fast; the semantics survive much longer.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 import ldm_mini
 from ldm_mini.data import attribute_labels
 from ldm_mini.eval import classifier_accuracy
@@ -199,6 +198,11 @@ for f in (1, 2, 4, 8, 16):
     acc = classifier_accuracy(classifier, rec_uint8, labels)
     rows.append((f, bits_per_dim_downsample(f), psnr(x, rec), float(np.mean(list(acc.values())))))
     print(f"f={f:>2}: {rows[-1][1]:6.3f} bits/dim, PSNR {rows[-1][2]:5.1f} dB, attributes read correctly: {rows[-1][3]:6.1%}")
+# the classifier's last digits depend on the CPU's kernels: ranges around the values when written (docs/CONVENTIONS.md)
+if len(val) == 1000:
+    written = {2: (27.8, 1.000), 4: (23.0, 0.923), 8: (18.2, 0.616), 16: (15.5, 0.461)}  # f: (PSNR dB, attributes read)
+    for f, bpd, p, a in rows[1:]:
+        assert abs(p - written[f][0]) < 0.1 and abs(a - written[f][1]) < 0.01, f"f={f}: {written[f]} when written, got ({p:.2f}, {a:.3f})"
 
 # %%
 fig, ax1 = plt.subplots(figsize=(6.5, 3.8))

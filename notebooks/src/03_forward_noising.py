@@ -274,7 +274,6 @@ plt.show()
 # pixels are not unit-variance either, which is worth knowing when comparing the two rows below:
 
 # %%
-# NBVAL_CHECK_OUTPUT
 with torch.no_grad():
     z_raw = ae.encode_latent(x0)  # b c h w, unscaled E(x)
 z0 = z_raw * ae.scale_factor  # what the diffusion model sees
@@ -283,6 +282,8 @@ print(f"std of pixels x_0 in [-1, 1]:  {x0.std():.3f}")
 print(f"std of E(x), unscaled:         {z_raw.std():.3f}")
 print(f"std of z_0 = scale * E(x):     {z0.std():.3f}  (on {len(z0)} validation images)")
 print(f"latent {tuple(z0.shape[1:])} = {z0[0].numel()} numbers vs {x0[0].numel()} pixels")
+# E's outputs: their last digits depend on the CPU's kernels, so a range, not the digits (docs/CONVENTIONS.md)
+assert abs(z0.std() - 1) < 0.05, f"scaling should bring the latents' std to about 1 (1.012 when written), got {z0.std():.4f}"
 
 
 # %%
@@ -327,7 +328,6 @@ plt.show()
 # Still, it tells *when* the picture stops showing what it showed.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 import numpy as np
 
 from ldm_mini.data import attribute_labels
@@ -356,6 +356,12 @@ for t in T_ACC:
 print(f"{'t':>4} {'log SNR':>8} | {'pixel x_t':>9} {'latent D(z_t)':>13}   (mean attribute accuracy)")
 for i, t in enumerate(T_ACC):
     print(f"{t:>4} {schedule.snr(torch.tensor([t]))[0].log():8.2f} | {accuracy['pixel x_t'][i]:9.0%} {accuracy['latent D(z_t)'][i]:13.0%}")
+# the classifier and D: last digits depend on the CPU's kernels, so check ranges around the values when written
+if N_IMAGES == 200:
+    written = {"pixel x_t": [100, 97, 78, 59, 47, 40, 36, 33, 31, 28], "latent D(z_t)": [100, 99, 91, 76, 61, 52, 43, 37, 33, 30]}  # % per t
+    for name, values in written.items():
+        assert all(abs(100 * a - w) < 2 for a, w in zip(accuracy[name], values)), f"{name}: {values} when written, got {[round(100 * a, 1) for a in accuracy[name]]}"
+    assert all(a >= p for a, p in zip(accuracy["latent D(z_t)"], accuracy["pixel x_t"])), "the decoded latent holds on longer than the pixels"
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))

@@ -77,9 +77,12 @@ latents = encode_images(ae, images_uint8(train))  # n c h w, already times the l
 seconds = time.perf_counter() - start
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(f"latent cache: {tuple(latents.shape)}, {latents.numel() * 4 / 2**20:.1f} MiB in float32")
 print(f"latent scale s = {ae.scale_factor.item():.3f}; scaled latents: mean {latents.mean():.3f}, std {latents.std():.3f}")
+# E's outputs over 20,000 images: the last digits depend on the CPU's kernels, so check ranges (docs/CONVENTIONS.md)
+assert len(latents) == len(train) and latents.shape[1:] == ae.latent_shape(32, 32), "one latent c x h x w per training image"
+assert abs(latents.std() - 1) < 0.02, f"s = 1 / std(E(x)) should make the scaled latents' std about 1, got {latents.std():.4f}"
+assert abs(latents.mean() - 0.144) < 0.01, f"the scaled latents' mean was 0.144 when this lesson was written, got {latents.mean():.4f}"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -128,8 +131,10 @@ ldm, history = train_diffusion(ldm, latents, tokens, demo_cfg)
 demo_seconds = time.perf_counter() - start
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(f"loss after {history[0]['step']} steps: {history[0]['loss']:.3f}; after {history[-1]['step']}: {history[-1]['loss']:.3f}")
+# a live run's last digits depend on the CPU's kernels: check the claim, not the digits (docs/CONVENTIONS.md)
+assert DEMO_STEPS != 150 or (0.75 < history[0]["loss"] < 1.0 and history[-1]["loss"] < 0.1), (
+    f"the loss should start near 1.0 (0.868 when written) and fall below 0.1 (0.066) in 150 steps, got {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -148,7 +148,6 @@ plt.show()
 # in a swapped image they are different objects.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 m4 = live_maps[max(live_maps)]
 groups = {"right": [], "swapped": []}
 for i, (caption, s, v) in enumerate(zip(captions, live_seen, verdicts)):
@@ -163,6 +162,11 @@ for group, images_rows in groups.items():
             ratio = sum(own for own, _ in pairs) / sum(other for _, other in pairs)
             print(f"{group:>7} images ({len(images_rows):>2}): {kind} words brighter on the object that carries them "
                   f"in {wins:>2} of {len(pairs)} ({ratio:.1f}x the weight)")
+            # sampled live: which images come out right or swapped depends on the CPU's last digits (docs/CONVENTIONS.md)
+            if N_LIVE == 48 and kind == "colour":
+                assert wins >= 0.9 * len(pairs) and ratio > 2.0, f"colour words favour their colour's object in (nearly) every image, about 2.5x; got {wins}/{len(pairs)}, {ratio:.2f}x"
+            if N_LIVE == 48 and kind == "shape":
+                assert wins > 0.7 * len(pairs) and 1.05 < ratio < 1.6, f"shape words favour their shape's object in most images, 1.2-1.3x; got {wins}/{len(pairs)}, {ratio:.2f}x"
 
 # %% [markdown]
 # **What the maps show.** In the image above the model drew a *yellow triangle* and a *green circle*
