@@ -183,3 +183,13 @@ def test_diffusers_configs_we_cannot_reproduce_are_named(tmp_path):
                   up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=8).save_pretrained(tmp_path / "v")
     with pytest.raises(ValueError, match="norm_num_groups=8"):   # 64 channels: diffusers 8 groups, ours 16
         bridge.load_from_diffusers(None, tmp_path / "v")
+
+
+def test_cli_export_diffusers(tmp_path, capsys):
+    from ldm_mini.__main__ import main
+
+    assert main(["export-diffusers", "shapes-kl-f4", str(tmp_path / "sd")]) == 0
+    assert "MB" in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "sd").iterdir()} == {"unet", "vae", "scheduler", "text_encoder", "tokenizer", "model_index.json"}
+    assert main(["export-diffusers", "sr-ldm-f4", str(tmp_path / "sr")]) == 2   # concatenation: no SD counterpart
+    assert "concat_channels" in capsys.readouterr().err
