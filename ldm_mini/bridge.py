@@ -221,16 +221,23 @@ def _group_norm_fixes(ours: nn.Module, theirs: nn.Module, modules: dict[str, str
     {their module name: [num_groups, eps]} with OUR values (what the diffusers model must be set to)."""
     theirs_named = dict(theirs.named_modules())
     fixes = {}
-    for name, mod in ours.named_modules():
-        if not isinstance(mod, nn.GroupNorm):
-            continue
-        their_name = _rename(f"{name}.weight", modules).rsplit(".", 1)[0]
-        if ".mid_block.attentions.0.norm" in their_name and their_name.startswith(("encoder", "decoder")):
-            their_name = their_name.replace(".norm", ".group_norm")
-        other = theirs_named[their_name]
+    for name, their_name in _norm_pairs(ours, modules):
+        mod, other = ours.get_submodule(name), theirs_named[their_name]
         if (other.num_groups, other.eps) != (mod.num_groups, mod.eps):
             fixes[their_name] = [mod.num_groups, mod.eps]
     return fixes
+
+
+def _norm_pairs(ours: nn.Module, modules: dict[str, str]) -> list[tuple[str, str]]:
+    """(our GroupNorm's name, its diffusers counterpart's name) for every GroupNorm of ours."""
+    pairs = []
+    for name, mod in ours.named_modules():
+        if isinstance(mod, nn.GroupNorm):
+            their = _rename(f"{name}.weight", modules).rsplit(".", 1)[0]
+            if their.startswith(("encoder", "decoder")) and ".mid_block.attentions.0.norm" in their:
+                their = their.replace(".norm", ".group_norm")   # the autoencoder's AttnBlock
+            pairs.append((name, their))
+    return pairs
 
 
 def apply_exact_fixes(model: nn.Module, exact: dict) -> nn.Module:
@@ -469,13 +476,9 @@ def _check_norms(ours: nn.Module, theirs: nn.Module, modules: dict[str, str], wh
         raise ValueError(f"diffusers {what} config field {field}={other.num_groups}: its layer {name} ({other.num_channels} channels) "
                          f"normalises in {other.num_groups} groups, ldm_mini's rule gives {groups} "
                          f"({len(wrong)} layers differ); no ldm_mini config reproduces it")
-    ours_named = dict(ours.named_modules())
-    for name, mod in ours.named_modules():   # copy diffusers' eps (1e-6 in Transformer2DModel) onto ours
-        if isinstance(mod, nn.GroupNorm):
-            their = _rename(f"{name}.weight", modules).rsplit(".", 1)[0]
-            if their.startswith(("encoder", "decoder")) and ".mid_block.attentions.0.norm" in their:
-                their = their.replace(".norm", ".group_norm")
-            ours_named[name].eps = dict(theirs.named_modules())[their].eps
+    theirs_named = dict(theirs.named_modules())
+    for name, their in _norm_pairs(ours, modules):   # copy diffusers' eps (1e-6 in Transformer2DModel) onto ours
+        ours.get_submodule(name).eps = theirs_named[their].eps
 
 
 def load_from_diffusers(unet_dir: str | Path | None, vae_dir: str | Path | None = None) -> tuple[UNet | None, Autoencoder | None]:
@@ -504,31 +507,31 @@ def load_from_diffusers(unet_dir: str | Path | None, vae_dir: str | Path | None 
         ae = Autoencoder(vae_config_from_diffusers(dict(theirs.config))).eval()
         modules = _vae_module_map(ae.config)
         _check_norms(ae, theirs, modules, "AutoencoderKL", "norm_num_groups")
-        mapped = vae_to_diffusers_state(ae)          # our names -> theirs, read backwards
-        state = theirs.state_dict()
-        ours = {}
-        for k, v in ae.state_dict().items():
-            if k == "scale_factor":
-                ours[k] = torch.tensor(float(theirs.config.scaling_factor))
-            elif ".mid.1.qkv." in k:
-                prefix = _vae_module_map(ae.config)[k.split(".mid.1.")[0] + ".mid.1"]
-                leaf = k.rsplit(".", 1)[1]
-                parts = [state[f"{prefix}.{p}.{leaf}"] for p in ("to_q", "to_k", "to_v")]
-                ours[k] = torch.cat(parts).reshape(v.shape)
-            elif ".mid.1.proj_out." in k:
-                prefix = _vae_module_map(ae.config)[k.split(".mid.1.")[0] + ".mid.1"]
-                ours[k] = state[f"{prefix}.to_out.0.{k.rsplit('.', 1)[1]}"].reshape(v.shape)
-            elif ".mid.1.norm." in k:
-                prefix = _vae_module_map(ae.config)[k.split(".mid.1.")[0] + ".mid.1"]
-                ours[k] = state[f"{prefix}.group_norm.{k.rsplit('.', 1)[1]}"]
-            else:
-                ours[k] = _as_ours(state[_rename(k, modules)], v)
-        assert len(mapped) == len(state), "every AutoencoderKL weight has a place in ours"
-        ae.load_state_dict(ours)
+        ae.load_state_dict(_vae_from_diffusers_state(ae, theirs.state_dict(), modules, theirs.config.scaling_factor))
         for name, m in ae.encoder.down.named_children():
             if type(m).__name__ == "Downsample":
                 ae.encoder.down[int(name)] = _AsymmetricDownsample(m.conv)
     return unet, ae
+
+
+def _vae_from_diffusers_state(ae: Autoencoder, state: dict, modules: dict[str, str], scaling_factor: float) -> dict:
+    """AutoencoderKL's weights under our names: to_q, to_k, to_v are stacked back into one qkv 1x1 conv."""
+    ours = {}
+    for k, v in ae.state_dict().items():
+        if k == "scale_factor":
+            ours[k] = torch.tensor(float(scaling_factor))
+        elif ".mid.1." in k:                          # AttnBlock: norm, qkv, proj_out
+            prefix, name, leaf = k.rsplit(".", 2)
+            target = modules[prefix]
+            if name == "qkv":
+                ours[k] = torch.cat([state[f"{target}.{p}.{leaf}"] for p in ("to_q", "to_k", "to_v")]).reshape(v.shape)
+            else:
+                ours[k] = state[f"{target}.{'group_norm' if name == 'norm' else 'to_out.0'}.{leaf}"].reshape(v.shape)
+        else:
+            ours[k] = _as_ours(state[_rename(k, modules)], v)
+    if len(vae_to_diffusers_state(ae)) != len(state):
+        raise ValueError("the AutoencoderKL has weights that ldm_mini's Autoencoder has no place for")
+    return ours
 
 
 def _as_ours(theirs: torch.Tensor, ours: torch.Tensor) -> torch.Tensor:
