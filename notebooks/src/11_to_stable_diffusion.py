@@ -264,8 +264,8 @@ plt.show()
 # %% [markdown]
 # The two rows are the same pictures: the largest difference is about a millionth, float32 rounding
 # (diffusers also computes alpha_bar in float32 where we use float64). The bottom row magnifies the
-# difference 10,000 times and is still nearly black. The pipeline's loop is slower than ours here
-# because of its per-step bookkeeping, which a 6.6M-parameter UNet cannot hide.
+# difference 10,000 times and is still nearly black. (The times printed above are single runs on a
+# CPU that other programs may share; `make bench` times the UNets and the DDIM loops properly.)
 #
 # ## 5. What diffusers cannot say about our model
 #
