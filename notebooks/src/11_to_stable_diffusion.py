@@ -124,7 +124,7 @@ rows = [
     ("tokens L x width d", f"{c.text.context_len} x {c.text.dim}", f"77 x {SD_UNET['cross_attention_dim']}"),
     ("text encoder parameters", f"{count(ldm.text_encoder):,}", f"{count(sd_clip):,}"),
     ("T, betas", f"{c.T}, {c.schedule} {c.beta_start}..{c.beta_end}", "1000, scaled_linear 0.00085..0.012"),
-    ("sampler, guidance s", f"DDIM-50, s = {GUIDANCE}", "PNDM/DDIM-50, s = 7.5"),
+    ("sampler, guidance s", f"DDIM-{STEPS}, s = {GUIDANCE}", "PNDM/DDIM-50, s = 7.5"),
 ]
 print(f"{'':32s} {'ldm_mini shapes-kl-f4':32s} Stable Diffusion v1")
 for name, ours, sd in rows:
@@ -173,7 +173,7 @@ per_image_ours = STEPS * 2 * f_unet_ours + f_dec_ours
 per_image_sd = 50 * 2 * f_unet_sd + f_dec_sd
 print(f"UNet forward, one latent:  ldm_mini {f_unet_ours / 1e9:8.3f} GFLOPs   SD v1 {f_unet_sd / 1e9:10.1f} GFLOPs")
 print(f"decoder D, one image:      ldm_mini {f_dec_ours / 1e9:8.3f} GFLOPs   SD v1 {f_dec_sd / 1e9:10.1f} GFLOPs")
-print(f"one image, DDIM-50 + CFG:  ldm_mini {per_image_ours / 1e9:8.1f} GFLOPs   SD v1 {per_image_sd / 1e12:10.1f} TFLOPs"
+print(f"one image, DDIM-{STEPS} + CFG:  ldm_mini {per_image_ours / 1e9:8.1f} GFLOPs   SD v1 {per_image_sd / 1e12:10.1f} TFLOPs"
       f"   ({per_image_sd / per_image_ours:,.0f}x)")
 
 # %% [markdown]
@@ -205,7 +205,7 @@ print(f"exported in {time.perf_counter() - start:.1f} s: {size / 1e6:.1f} MB (fl
 # NBVAL_CHECK_OUTPUT
 print(sorted(p.name for p in out.iterdir()))
 unet_cfg = json.loads((out / "unet" / "config.json").read_text())
-sched_cfg = json.loads((out / "scheduler" / "config.json").read_text())
+sched_cfg = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
 print({k: unet_cfg[k] for k in ("block_out_channels", "down_block_types", "attention_head_dim", "cross_attention_dim", "use_linear_projection")})
 print({k: sched_cfg[k] for k in ("beta_schedule", "beta_start", "beta_end", "steps_offset", "set_alpha_to_one", "clip_sample", "timestep_spacing")})
 print("our DDIM timesteps == diffusers':", bridge.timesteps_match(diffusers.DDIMScheduler.from_pretrained(out / "scheduler"), STEPS))
