@@ -30,21 +30,12 @@ TOKENS = 16
 
 
 def diffusers_unet(c):
-    """UNet2DConditionModel with the architecture of our UNetConfig `c` (levels with attention get Cross* blocks)."""
+    """UNet2DConditionModel with the architecture of our UNetConfig `c` (the bridge's config mapping)."""
     from diffusers import UNet2DConditionModel
 
-    levels = range(len(c.channel_mult))
-    down = tuple("CrossAttnDownBlock2D" if i in c.attention_levels else "DownBlock2D" for i in levels)
-    up = tuple("CrossAttnUpBlock2D" if i in c.attention_levels else "UpBlock2D" for i in reversed(levels))
-    return UNet2DConditionModel(
-        sample_size=8, in_channels=c.in_channels, out_channels=c.out_channels,
-        down_block_types=down, up_block_types=up, mid_block_type="UNetMidBlock2DCrossAttn",
-        block_out_channels=tuple(c.model_channels * m for m in c.channel_mult), layers_per_block=c.num_res_blocks,
-        cross_attention_dim=c.context_dim,
-        attention_head_dim=c.num_heads,   # diffusers' historical name: this number is the head COUNT (see its docs)
-        transformer_layers_per_block=c.transformer_depth, use_linear_projection=True,
-        norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0,  # cos-first embedding, as ours
-    )
+    from ldm_mini.bridge import unet_config_to_diffusers
+
+    return UNet2DConditionModel(**unet_config_to_diffusers(c, sample_size=8))
 
 
 def unet_benchmark(repeats: int = 7) -> dict:

@@ -102,6 +102,19 @@ def cmd_experiment(args) -> None:
     print(f"experiment {args.name} done in {time.perf_counter() - start:.0f} s")
 
 
+def cmd_export_diffusers(args) -> None:
+    """A shipped LDM as a Stable Diffusion folder: OUT/unet, OUT/vae, OUT/scheduler load with diffusers' classes."""
+    from .bridge import export_to_diffusers  # diffusers is a dev/bench dependency, not needed by the other commands
+
+    start = time.perf_counter()
+    out = export_to_diffusers(load_pretrained(args.name), args.out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(
+        f"wrote {out} ({size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s; "
+        f"diffusers.StableDiffusionPipeline over it: ldm_mini.bridge.load_pipeline({str(out)!r})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ldm-mini", description="Latent diffusion, small: data, training, sampling and evaluation."
@@ -167,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("quick", "full"), default=None)
     p.add_argument("--out", default=None, help="results folder (default data/experiments/)")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("export-diffusers", help="write a shipped LDM as a diffusers / Stable Diffusion folder")
+    p.add_argument("name", help="a shipped text-to-image LDM, e.g. shapes-kl-f4")
+    p.add_argument("out", help="output folder (OUT/unet, OUT/vae, OUT/scheduler, OUT/text_encoder, OUT/tokenizer)")
+    p.set_defaults(func=cmd_export_diffusers)
     return parser
 
 
