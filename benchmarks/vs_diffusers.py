@@ -41,7 +41,7 @@ def diffusers_unet(c):
 def unet_benchmark(repeats: int = 7) -> dict:
     config, _ = ldm_recipe(None, QUICK)
     c = config.unet
-    c.in_channels = c.out_channels = 4   # the f = 4 latents
+    c.in_channels = c.out_channels = 4  # the f = 4 latents
     seed_everything(0)
     ours, theirs = UNet(c), diffusers_unet(c)
     n_ours, n_theirs = ours.num_params(), sum(p.numel() for p in theirs.parameters())
@@ -75,9 +75,12 @@ def unet_benchmark(repeats: int = 7) -> dict:
     fwd = compare({"ldm_mini": fwd_ours, "diffusers": fwd_theirs}, repeats=repeats)
     fb = compare({"ldm_mini": train_ours, "diffusers": train_theirs}, repeats=repeats)
     return {
-        "batch": BATCH, "latent": [4, 8, 8], "context_tokens": TOKENS,
+        "batch": BATCH,
+        "latent": [4, 8, 8],
+        "context_tokens": TOKENS,
         "params": {"ldm_mini": n_ours, "diffusers": n_theirs, "relative_diff": n_theirs / n_ours - 1},
-        "forward": fwd, "forward_backward": fb,
+        "forward": fwd,
+        "forward_backward": fb,
         "forward_ratio": fwd["ldm_mini"]["median_s"] / fwd["diffusers"]["median_s"],
         "forward_backward_ratio": fb["ldm_mini"]["median_s"] / fb["diffusers"]["median_s"],
     }
@@ -86,9 +89,17 @@ def unet_benchmark(repeats: int = 7) -> dict:
 def ddim_scheduler():
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
-                         prediction_type="epsilon")
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="leading",
+        prediction_type="epsilon",
+    )
 
 
 def trivial_eps(x: torch.Tensor, t) -> torch.Tensor:
@@ -131,8 +142,13 @@ def ddim_benchmark(steps: int = 50, repeats: int = 7, shape=(BATCH, 4, 8, 8)) ->
     diff_same = (ours - theirs_same_abar).abs().max().item()
     diff_own = (ours - theirs).abs().max().item()
     rel_own = diff_own / ours.abs().max().item()
-    times = compare({"ldm_mini": lambda: ddim_sample(trivial_eps, x_T, schedule, steps=steps),
-                     "diffusers": lambda: diffusers_ddim(x_T, steps)}, repeats=repeats)
+    times = compare(
+        {
+            "ldm_mini": lambda: ddim_sample(trivial_eps, x_T, schedule, steps=steps),
+            "diffusers": lambda: diffusers_ddim(x_T, steps),
+        },
+        repeats=repeats,
+    )
     return {
         "steps": steps,
         "shape": list(shape),
@@ -160,18 +176,18 @@ def report(r: dict) -> str:
     return "\n".join(
         [
             f"UNet params: ldm_mini {u['params']['ldm_mini']:,}, diffusers {u['params']['diffusers']:,} "
-                f"({100 * u['params']['relative_diff']:+.2f}%)",
+            f"({100 * u['params']['relative_diff']:+.2f}%)",
             f"forward b=64:          ldm_mini {ms(u['forward']['ldm_mini'])}, diffusers "
-                f"{ms(u['forward']['diffusers'])}, ratio {u['forward_ratio']:.2f}",
+            f"{ms(u['forward']['diffusers'])}, ratio {u['forward_ratio']:.2f}",
             f"forward+backward b=64: ldm_mini {ms(u['forward_backward']['ldm_mini'])}, diffusers "
-                f"{ms(u['forward_backward']['diffusers'])}, ratio {u['forward_backward_ratio']:.2f}",
+            f"{ms(u['forward_backward']['diffusers'])}, ratio {u['forward_backward_ratio']:.2f}",
             f"DDIM-{d['steps']} loop, trivial model: ldm_mini {d['overhead_per_step_ms']['ldm_mini']:.3f} "
-                f"ms/step, diffusers "
+            f"ms/step, diffusers "
             f"{d['overhead_per_step_ms']['diffusers']:.3f} ms/step, ratio {d['overhead_ratio']:.2f}",
             f"DDIM agreement: same alpha_bar max |diff| {d['max_abs_diff_same_alpha_bar']:.1e}; own schedules "
-                f"max |diff| "
+            f"max |diff| "
             f"{d['max_abs_diff_own_schedules']:.1e} (relative {d['max_rel_diff_own_schedules']:.1e}); timesteps "
-                f"equal: {d['same_timesteps']}",
+            f"equal: {d['same_timesteps']}",
         ]
     )
 

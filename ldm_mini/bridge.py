@@ -51,7 +51,9 @@ def _need_diffusers():
     try:
         import diffusers
     except ImportError as error:  # pragma: no cover - the dev extra installs it
-        raise ImportError('the diffusers bridge needs diffusers: pip install "diffusers>=0.30,<1" transformers') from error
+        raise ImportError(
+            'the diffusers bridge needs diffusers: pip install "diffusers>=0.30,<1" transformers'
+        ) from error
     return diffusers
 
 
@@ -62,34 +64,62 @@ def unet_config_to_diffusers(c: UNetConfig, sample_size: int) -> dict:
     if not c.use_context:
         bad["use_context"] = "False: a UNet without cross-attention has no UNet2DConditionModel counterpart"
     if c.concat_channels:
-        bad["concat_channels"] = f"{c.concat_channels}: concatenation conditioning (super-resolution) is not Stable Diffusion's text-to-image UNet"
+        bad["concat_channels"] = (
+            f"{c.concat_channels}: concatenation conditioning (super-resolution) "
+            "is not Stable Diffusion's text-to-image UNet"
+        )
     _raise_if(bad, "UNetConfig")
     levels = range(len(c.channel_mult))
     return dict(
-        sample_size=sample_size, in_channels=c.in_channels, out_channels=c.out_channels,
+        sample_size=sample_size,
+        in_channels=c.in_channels,
+        out_channels=c.out_channels,
         down_block_types=[("CrossAttnDownBlock2D" if i in c.attention_levels else "DownBlock2D") for i in levels],
         up_block_types=[("CrossAttnUpBlock2D" if i in c.attention_levels else "UpBlock2D") for i in reversed(levels)],
         mid_block_type="UNetMidBlock2DCrossAttn",
-        block_out_channels=[c.model_channels * m for m in c.channel_mult], layers_per_block=c.num_res_blocks,
+        block_out_channels=[c.model_channels * m for m in c.channel_mult],
+        layers_per_block=c.num_res_blocks,
         cross_attention_dim=c.context_dim,
         attention_head_dim=c.num_heads,  # diffusers' historical name: this number is the head COUNT
-        transformer_layers_per_block=c.transformer_depth, use_linear_projection=True,
-        norm_num_groups=32, norm_eps=1e-5, act_fn="silu", flip_sin_to_cos=True, freq_shift=0,  # cos-first, as ours
+        transformer_layers_per_block=c.transformer_depth,
+        use_linear_projection=True,
+        norm_num_groups=32,
+        norm_eps=1e-5,
+        act_fn="silu",
+        flip_sin_to_cos=True,
+        freq_shift=0,  # cos-first, as ours
         dropout=c.dropout,
     )
 
 
-def vae_config_to_diffusers(c: AutoencoderConfig, sample_size: int, scaling_factor: float, norm_num_groups: int) -> dict:
+def vae_config_to_diffusers(
+    c: AutoencoderConfig, sample_size: int, scaling_factor: float, norm_num_groups: int
+) -> dict:
     if c.reg != "kl":
-        _raise_if({"reg": f"{c.reg!r}: only KL-reg has a counterpart (AutoencoderKL); a VQ autoencoder would need diffusers' VQModel"}, "AutoencoderConfig")
+        _raise_if(
+            {
+                "reg": f"{c.reg!r}: only KL-reg has a counterpart (AutoencoderKL); "
+                "a VQ autoencoder would need diffusers' VQModel"
+            },
+            "AutoencoderConfig",
+        )
     n = len(c.channel_mult)
     return dict(
-        in_channels=c.in_channels, out_channels=c.in_channels, latent_channels=c.latent_channels,
-        down_block_types=["DownEncoderBlock2D"] * n, up_block_types=["UpDecoderBlock2D"] * n,
-        block_out_channels=[c.base_channels * m for m in c.channel_mult], layers_per_block=c.num_res_blocks,
-        act_fn="silu", norm_num_groups=norm_num_groups, sample_size=sample_size,
-        scaling_factor=float(scaling_factor), mid_block_add_attention=c.attn_mid,
-        use_quant_conv=True, use_post_quant_conv=True, force_upcast=False,
+        in_channels=c.in_channels,
+        out_channels=c.in_channels,
+        latent_channels=c.latent_channels,
+        down_block_types=["DownEncoderBlock2D"] * n,
+        up_block_types=["UpDecoderBlock2D"] * n,
+        block_out_channels=[c.base_channels * m for m in c.channel_mult],
+        layers_per_block=c.num_res_blocks,
+        act_fn="silu",
+        norm_num_groups=norm_num_groups,
+        sample_size=sample_size,
+        scaling_factor=float(scaling_factor),
+        mid_block_add_attention=c.attn_mid,
+        use_quant_conv=True,
+        use_post_quant_conv=True,
+        force_upcast=False,
     )
 
 
@@ -100,10 +130,14 @@ def scheduler_config(config: LDMConfig) -> dict:
         bad["schedule"] = f"{config.schedule!r}: only LDM's 'linear' (diffusers' scaled_linear) is mapped"
     _raise_if(bad, "LDMConfig")
     return dict(
-        num_train_timesteps=config.T, beta_start=config.beta_start, beta_end=config.beta_end,
+        num_train_timesteps=config.T,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
         beta_schedule="scaled_linear",  # betas = linspace(sqrt(b0), sqrt(b1), T) ** 2, as ours
-        clip_sample=False, set_alpha_to_one=False,  # the last DDIM step lands on alpha_bar_0, as ours
-        steps_offset=1, timestep_spacing="leading",  # tau = range(0, T, T // S) + 1 = ddim_timesteps
+        clip_sample=False,
+        set_alpha_to_one=False,  # the last DDIM step lands on alpha_bar_0, as ours
+        steps_offset=1,
+        timestep_spacing="leading",  # tau = range(0, T, T // S) + 1 = ddim_timesteps
         prediction_type="epsilon" if config.parameterization == "eps" else "v_prediction",
     )
 
@@ -115,18 +149,35 @@ def _raise_if(bad: dict, where: str) -> None:
 
 
 # ============================================================================ state-dict key maps
-_RES = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
-        "out_layers.0": "norm2", "out_layers.3": "conv2", "skip": "conv_shortcut"}
-_ST = [(r"^blocks\.", "transformer_blocks."), (r"\.ff\.proj_in\.", ".ff.net.0.proj."), (r"\.ff\.net\.1\.", ".ff.net.2.")]
+_RES = {
+    "in_layers.0": "norm1",
+    "in_layers.2": "conv1",
+    "emb_layers.1": "time_emb_proj",
+    "out_layers.0": "norm2",
+    "out_layers.3": "conv2",
+    "skip": "conv_shortcut",
+}
+_ST = [
+    (r"^blocks\.", "transformer_blocks."),
+    (r"\.ff\.proj_in\.", ".ff.net.0.proj."),
+    (r"\.ff\.net\.1\.", ".ff.net.2."),
+]
 
 
 def _unet_module_map(c: UNetConfig) -> dict[str, str]:
     """Our module prefix -> diffusers' (e.g. 'down.1.1' -> 'down_blocks.0.attentions.0')."""
-    m = {"time_embed.0": "time_embedding.linear_1", "time_embed.2": "time_embedding.linear_2",
-         "conv_in": "conv_in", "out.0": "conv_norm_out", "out.2": "conv_out",
-         "middle.0": "mid_block.resnets.0", "middle.1": "mid_block.attentions.0", "middle.2": "mid_block.resnets.1"}
+    m = {
+        "time_embed.0": "time_embedding.linear_1",
+        "time_embed.2": "time_embedding.linear_2",
+        "conv_in": "conv_in",
+        "out.0": "conv_norm_out",
+        "out.2": "conv_out",
+        "middle.0": "mid_block.resnets.0",
+        "middle.1": "mid_block.attentions.0",
+        "middle.2": "mid_block.resnets.1",
+    }
     n, k = len(c.channel_mult), 0
-    for level in range(n):                       # our `down` list, block by block
+    for level in range(n):  # our `down` list, block by block
         for j in range(c.num_res_blocks):
             m[f"down.{k}.0"] = f"down_blocks.{level}.resnets.{j}"
             m[f"down.{k}.1"] = f"down_blocks.{level}.attentions.{j}"
@@ -135,7 +186,7 @@ def _unet_module_map(c: UNetConfig) -> dict[str, str]:
             m[f"down.{k}.0"] = f"down_blocks.{level}.downsamplers.0"
             k += 1
     k = 0
-    for u, level in enumerate(reversed(range(n))):   # our `up` list; diffusers counts up blocks from the bottom
+    for u, level in enumerate(reversed(range(n))):  # our `up` list; diffusers counts up blocks from the bottom
         for j in range(c.num_res_blocks + 1):
             m[f"up.{k}.0"] = f"up_blocks.{u}.resnets.{j}"
             has_attn = level in c.attention_levels
@@ -150,9 +201,16 @@ def _unet_module_map(c: UNetConfig) -> dict[str, str]:
 def _vae_module_map(c: AutoencoderConfig) -> dict[str, str]:
     n, m = len(c.channel_mult), {"quant_conv": "quant_conv", "post_quant_conv": "post_quant_conv"}
     for part in ("encoder", "decoder"):
-        m.update({f"{part}.conv_in": f"{part}.conv_in", f"{part}.norm_out": f"{part}.conv_norm_out",
-                  f"{part}.conv_out": f"{part}.conv_out", f"{part}.mid.0": f"{part}.mid_block.resnets.0",
-                  f"{part}.mid.1": f"{part}.mid_block.attentions.0", f"{part}.mid.2": f"{part}.mid_block.resnets.1"})
+        m.update(
+            {
+                f"{part}.conv_in": f"{part}.conv_in",
+                f"{part}.norm_out": f"{part}.conv_norm_out",
+                f"{part}.conv_out": f"{part}.conv_out",
+                f"{part}.mid.0": f"{part}.mid_block.resnets.0",
+                f"{part}.mid.1": f"{part}.mid_block.attentions.0",
+                f"{part}.mid.2": f"{part}.mid_block.resnets.1",
+            }
+        )
     k = 0
     for level in range(n):
         for j in range(c.num_res_blocks):
@@ -171,7 +229,7 @@ def _vae_module_map(c: AutoencoderConfig) -> dict[str, str]:
 def _rename(key: str, modules: dict[str, str]) -> str:
     """One of our state-dict keys -> diffusers' key (inside a module: ResBlock and transformer renames)."""
     parts = key.split(".")
-    for cut in range(len(parts) - 1, 0, -1):     # the longest mapped module prefix
+    for cut in range(len(parts) - 1, 0, -1):  # the longest mapped module prefix
         prefix = ".".join(parts[:cut])
         if prefix in modules:
             rest = ".".join(parts[cut:])
@@ -197,8 +255,8 @@ def vae_to_diffusers_state(ae: Autoencoder) -> dict[str, torch.Tensor]:
     modules, out = _vae_module_map(ae.config), {}
     for k, v in ae.state_dict().items():
         if k == "scale_factor":
-            continue                                  # goes to the config as scaling_factor
-        if ".mid.1." in k:                            # AttnBlock: norm, qkv, proj_out
+            continue  # goes to the config as scaling_factor
+        if ".mid.1." in k:  # AttnBlock: norm, qkv, proj_out
             prefix, name, leaf = k.rsplit(".", 2)
             target = modules[prefix]
             if name == "norm":
@@ -235,7 +293,7 @@ def _norm_pairs(ours: nn.Module, modules: dict[str, str]) -> list[tuple[str, str
         if isinstance(mod, nn.GroupNorm):
             their = _rename(f"{name}.weight", modules).rsplit(".", 1)[0]
             if their.startswith(("encoder", "decoder")) and ".mid_block.attentions.0.norm" in their:
-                their = their.replace(".norm", ".group_norm")   # the autoencoder's AttnBlock
+                their = their.replace(".norm", ".group_norm")  # the autoencoder's AttnBlock
             pairs.append((name, their))
     return pairs
 
@@ -246,8 +304,8 @@ def apply_exact_fixes(model: nn.Module, exact: dict) -> nn.Module:
     for name, (groups, eps) in exact.get("group_norms", {}).items():
         named[name].num_groups, named[name].eps = groups, eps
     for name in exact.get("symmetric_downsample", []):
-        named[name].padding = 1                  # Downsample2D: skip its (0, 1, 0, 1) pad ...
-        named[name].conv.padding = (1, 1)        # ... and pad one pixel on every side, as ours
+        named[name].padding = 1  # Downsample2D: skip its (0, 1, 0, 1) pad ...
+        named[name].conv.padding = (1, 1)  # ... and pad one pixel on every side, as ours
     return model
 
 
@@ -283,9 +341,12 @@ def export_vae(ae: Autoencoder, folder: str | Path, sample_size: int):
     common = max(set(groups), key=groups.count)  # diffusers has ONE group count: take our most frequent
     theirs = AutoencoderKL(**vae_config_to_diffusers(ae.config, sample_size, float(ae.scale_factor), common))
     _load_strict(theirs, vae_to_diffusers_state(ae), "autoencoder")
-    exact = {"group_norms": _group_norm_fixes(ae, theirs, _vae_module_map(ae.config)),
-             "symmetric_downsample": [n for n, m in theirs.named_modules()
-                                      if n.startswith("encoder.") and type(m).__name__ == "Downsample2D"]}
+    exact = {
+        "group_norms": _group_norm_fixes(ae, theirs, _vae_module_map(ae.config)),
+        "symmetric_downsample": [
+            n for n, m in theirs.named_modules() if n.startswith("encoder.") and type(m).__name__ == "Downsample2D"
+        ],
+    }
     _save_with_exact(theirs, Path(folder), exact)
     return apply_exact_fixes(theirs.eval(), exact)
 
@@ -295,8 +356,10 @@ def _load_strict(theirs: nn.Module, state: dict, what: str) -> None:
     missing, extra = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
     wrong = [k for k in set(reference) & set(state) if reference[k].shape != state[k].shape]
     if missing or extra or wrong:
-        raise ValueError(f"the {what} weights do not map one to one: missing {missing[:5]}, unexpected {extra[:5]}, "
-                         f"shape mismatch {wrong[:5]}")
+        raise ValueError(
+            f"the {what} weights do not map one to one: missing {missing[:5]}, unexpected {extra[:5]}, "
+            f"shape mismatch {wrong[:5]}"
+        )
     theirs.load_state_dict({k: v.float() for k, v in state.items()})
 
 
@@ -306,7 +369,9 @@ def export_to_diffusers(ldm: LatentDiffusion, out_dir: str | Path) -> Path:
     from diffusers import DDIMScheduler
 
     if ldm.autoencoder is None:
-        raise ValueError("LDMConfig.autoencoder = None (a pixel-space model) has no Stable Diffusion counterpart: SD needs a VAE")
+        raise ValueError(
+            "LDMConfig.autoencoder = None (a pixel-space model) has no Stable Diffusion counterpart: SD needs a VAE"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     c = ldm.config
@@ -315,16 +380,32 @@ def export_to_diffusers(ldm: LatentDiffusion, out_dir: str | Path) -> Path:
     export_vae(ldm.autoencoder, out / "vae", c.image_size)
     DDIMScheduler(**scheduler_config(c)).save_pretrained(out / "scheduler")
     (out / "text_encoder").mkdir(exist_ok=True)
-    save_file({k: v.float().contiguous() for k, v in ldm.text_encoder.state_dict().items()}, str(out / "text_encoder" / "model.safetensors"))
-    (out / "text_encoder" / "config.json").write_text(json.dumps({"_class_name": "ldm_mini.text.TextEncoder", **asdict(c.text)}, indent=2))
+    save_file(
+        {k: v.float().contiguous() for k, v in ldm.text_encoder.state_dict().items()},
+        str(out / "text_encoder" / "model.safetensors"),
+    )
+    (out / "text_encoder" / "config.json").write_text(
+        json.dumps({"_class_name": "ldm_mini.text.TextEncoder", **asdict(c.text)}, indent=2)
+    )
     (out / "tokenizer").mkdir(exist_ok=True)
-    (out / "tokenizer" / "vocab.json").write_text(json.dumps({"vocab": ldm.tokenizer.vocab, "context_len": ldm.tokenizer.context_len}, indent=2))
+    (out / "tokenizer" / "vocab.json").write_text(
+        json.dumps({"vocab": ldm.tokenizer.vocab, "context_len": ldm.tokenizer.context_len}, indent=2)
+    )
     import diffusers
-    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
-             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-             "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": [None, None], "tokenizer": [None, None],
-             "safety_checker": [None, None], "feature_extractor": [None, None], "image_encoder": [None, None],
-             "requires_safety_checker": False}
+
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": [None, None],
+        "tokenizer": [None, None],
+        "safety_checker": [None, None],
+        "feature_extractor": [None, None],
+        "image_encoder": [None, None],
+        "requires_safety_checker": False,
+    }
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
     return out
 
@@ -354,9 +435,16 @@ def load_pipeline(out_dir: str | Path, exact: bool = True):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     out = Path(out_dir)
-    pipe = StableDiffusionPipeline(vae=load_vae(out / "vae", exact), text_encoder=None, tokenizer=None,
-                                   unet=load_unet(out / "unet", exact), scheduler=DDIMScheduler.from_pretrained(out / "scheduler"),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        vae=load_vae(out / "vae", exact),
+        text_encoder=None,
+        tokenizer=None,
+        unet=load_unet(out / "unet", exact),
+        scheduler=DDIMScheduler.from_pretrained(out / "scheduler"),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -374,7 +462,9 @@ def load_text(out_dir: str | Path) -> tuple[Tokenizer, TextEncoder]:
 
 
 @torch.no_grad()
-def pipeline_embeds(tokenizer: Tokenizer, text_encoder: TextEncoder, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def pipeline_embeds(
+    tokenizer: Tokenizer, text_encoder: TextEncoder, captions: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(prompt_embeds, negative_prompt_embeds) for StableDiffusionPipeline, from our tau_theta.
 
     The pipeline passes no attention mask to its UNet (SD's CLIP context attends to its padding),
@@ -386,8 +476,10 @@ def pipeline_embeds(tokenizer: Tokenizer, text_encoder: TextEncoder, captions: l
     tokens = tokenizer(captions)
     lengths = tokenizer.mask(tokens).sum(1)
     if (lengths != lengths[0]).any():
-        raise ValueError(f"captions of different lengths ({lengths.tolist()} tokens): the pipeline takes no attention mask, "
-                         "so call it once per group of captions with the same number of words")
+        raise ValueError(
+            f"captions of different lengths ({lengths.tolist()} tokens): the pipeline takes no attention mask, "
+            "so call it once per group of captions with the same number of words"
+        )
     n = int(lengths[0])
     context, _ = text_encoder(tokens)
     uncond, _ = text_encoder(tokenizer([""]))
@@ -397,16 +489,42 @@ def pipeline_embeds(tokenizer: Tokenizer, text_encoder: TextEncoder, captions: l
 
 # ============================================================================ diffusers -> ldm_mini
 _UNET_NEEDS = {  # diffusers config field: the only value our UNet reproduces
-    "act_fn": "silu", "flip_sin_to_cos": True, "freq_shift": 0, "norm_eps": 1e-5, "center_input_sample": False,
-    "mid_block_type": "UNetMidBlock2DCrossAttn", "class_embed_type": None, "addition_embed_type": None,
-    "time_embedding_type": "positional", "time_cond_proj_dim": None, "dual_cross_attention": False,
-    "only_cross_attention": False, "resnet_time_scale_shift": "default", "conv_in_kernel": 3, "conv_out_kernel": 3,
-    "encoder_hid_dim": None, "attention_type": "default", "resnet_skip_time_act": False, "resnet_out_scale_factor": 1.0,
-    "time_embedding_dim": None, "time_embedding_act_fn": None, "timestep_post_act": None, "cross_attention_norm": None,
-    "downsample_padding": 1, "mid_block_scale_factor": 1, "num_class_embeds": None, "num_attention_heads": None,
+    "act_fn": "silu",
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "norm_eps": 1e-5,
+    "center_input_sample": False,
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "class_embed_type": None,
+    "addition_embed_type": None,
+    "time_embedding_type": "positional",
+    "time_cond_proj_dim": None,
+    "dual_cross_attention": False,
+    "only_cross_attention": False,
+    "resnet_time_scale_shift": "default",
+    "conv_in_kernel": 3,
+    "conv_out_kernel": 3,
+    "encoder_hid_dim": None,
+    "attention_type": "default",
+    "resnet_skip_time_act": False,
+    "resnet_out_scale_factor": 1.0,
+    "time_embedding_dim": None,
+    "time_embedding_act_fn": None,
+    "timestep_post_act": None,
+    "cross_attention_norm": None,
+    "downsample_padding": 1,
+    "mid_block_scale_factor": 1,
+    "num_class_embeds": None,
+    "num_attention_heads": None,
 }
-_VAE_NEEDS = {"act_fn": "silu", "use_quant_conv": True, "use_post_quant_conv": True, "shift_factor": None,
-              "latents_mean": None, "latents_std": None}
+_VAE_NEEDS = {
+    "act_fn": "silu",
+    "use_quant_conv": True,
+    "use_post_quant_conv": True,
+    "shift_factor": None,
+    "latents_mean": None,
+    "latents_std": None,
+}
 
 
 def _same_value(a, b) -> bool:
@@ -429,22 +547,32 @@ def unet_config_from_diffusers(d: dict) -> UNetConfig:
     boc = list(d["block_out_channels"])
     mc = boc[0]
     if any(b % mc for b in boc):
-        bad["block_out_channels"] = f"{boc}: every width must be a multiple of the first (ours: model_channels * channel_mult)"
+        bad["block_out_channels"] = (
+            f"{boc}: every width must be a multiple of the first (ours: model_channels * channel_mult)"
+        )
     attention = []
     for i, kind in enumerate(d["down_block_types"]):
         if kind == "CrossAttnDownBlock2D":
             attention.append(i)
         elif kind != "DownBlock2D":
-            bad["down_block_types"] = f"{kind!r} at level {i}: only CrossAttnDownBlock2D and DownBlock2D have counterparts"
+            bad["down_block_types"] = (
+                f"{kind!r} at level {i}: only CrossAttnDownBlock2D and DownBlock2D have counterparts"
+            )
     expected_up = [("CrossAttnUpBlock2D" if i in attention else "UpBlock2D") for i in reversed(range(len(boc)))]
     if list(d["up_block_types"]) != expected_up:
         bad["up_block_types"] = f"{list(d['up_block_types'])}: ours mirror the down blocks, {expected_up}"
-    config = dict(in_channels=d["in_channels"], out_channels=d["out_channels"], model_channels=mc,
-                  channel_mult=tuple(b // mc for b in boc), attention_levels=tuple(attention),
-                  num_res_blocks=_one(d["layers_per_block"], "layers_per_block", bad),
-                  num_heads=_one(d["attention_head_dim"], "attention_head_dim", bad),
-                  transformer_depth=_one(d.get("transformer_layers_per_block", 1), "transformer_layers_per_block", bad),
-                  context_dim=_one(d["cross_attention_dim"], "cross_attention_dim", bad), dropout=d.get("dropout", 0.0))
+    config = dict(
+        in_channels=d["in_channels"],
+        out_channels=d["out_channels"],
+        model_channels=mc,
+        channel_mult=tuple(b // mc for b in boc),
+        attention_levels=tuple(attention),
+        num_res_blocks=_one(d["layers_per_block"], "layers_per_block", bad),
+        num_heads=_one(d["attention_head_dim"], "attention_head_dim", bad),
+        transformer_depth=_one(d.get("transformer_layers_per_block", 1), "transformer_layers_per_block", bad),
+        context_dim=_one(d["cross_attention_dim"], "cross_attention_dim", bad),
+        dropout=d.get("dropout", 0.0),
+    )
     _raise_if(bad, "diffusers UNet2DConditionModel config")
     return UNetConfig(**config)
 
@@ -461,9 +589,16 @@ def vae_config_from_diffusers(d: dict) -> AutoencoderConfig:
     if any(b % boc[0] for b in boc) or 2 ** (n - 1) not in (1, 2, 4, 8, 16):
         bad["block_out_channels"] = f"{boc}: need widths base * mult and 1 to 5 levels (f = 1 .. 16)"
     _raise_if(bad, "diffusers AutoencoderKL config")
-    return AutoencoderConfig(f=2 ** (n - 1), reg="kl", in_channels=d["in_channels"], base_channels=boc[0],
-                             channel_mult=tuple(b // boc[0] for b in boc), num_res_blocks=d["layers_per_block"],
-                             latent_channels=d["latent_channels"], attn_mid=d.get("mid_block_add_attention", True))
+    return AutoencoderConfig(
+        f=2 ** (n - 1),
+        reg="kl",
+        in_channels=d["in_channels"],
+        base_channels=boc[0],
+        channel_mult=tuple(b // boc[0] for b in boc),
+        num_res_blocks=d["layers_per_block"],
+        latent_channels=d["latent_channels"],
+        attn_mid=d.get("mid_block_add_attention", True),
+    )
 
 
 def _check_norms(ours: nn.Module, theirs: nn.Module, modules: dict[str, str], what: str, field: str) -> None:
@@ -473,15 +608,20 @@ def _check_norms(ours: nn.Module, theirs: nn.Module, modules: dict[str, str], wh
     if wrong:
         name, (groups, _) = next(iter(wrong.items()))
         other = dict(theirs.named_modules())[name]
-        raise ValueError(f"diffusers {what} config field {field}={other.num_groups}: its layer {name} ({other.num_channels} channels) "
-                         f"normalises in {other.num_groups} groups, ldm_mini's rule gives {groups} "
-                         f"({len(wrong)} layers differ); no ldm_mini config reproduces it")
+        raise ValueError(
+            f"diffusers {what} config field {field}={other.num_groups}: "
+            f"its layer {name} ({other.num_channels} channels) "
+            f"normalises in {other.num_groups} groups, ldm_mini's rule gives {groups} "
+            f"({len(wrong)} layers differ); no ldm_mini config reproduces it"
+        )
     theirs_named = dict(theirs.named_modules())
-    for name, their in _norm_pairs(ours, modules):   # copy diffusers' eps (1e-6 in Transformer2DModel) onto ours
+    for name, their in _norm_pairs(ours, modules):  # copy diffusers' eps (1e-6 in Transformer2DModel) onto ours
         ours.get_submodule(name).eps = theirs_named[their].eps
 
 
-def load_from_diffusers(unet_dir: str | Path | None, vae_dir: str | Path | None = None) -> tuple[UNet | None, Autoencoder | None]:
+def load_from_diffusers(
+    unet_dir: str | Path | None, vae_dir: str | Path | None = None
+) -> tuple[UNet | None, Autoencoder | None]:
     """ldm_mini's UNet and Autoencoder with the weights of a diffusers UNet2DConditionModel / AutoencoderKL
     folder whose config fits ours (a ValueError names every field that does not). Either may be None.
 
@@ -520,7 +660,7 @@ def _vae_from_diffusers_state(ae: Autoencoder, state: dict, modules: dict[str, s
     for k, v in ae.state_dict().items():
         if k == "scale_factor":
             ours[k] = torch.tensor(float(scaling_factor))
-        elif ".mid.1." in k:                          # AttnBlock: norm, qkv, proj_out
+        elif ".mid.1." in k:  # AttnBlock: norm, qkv, proj_out
             prefix, name, leaf = k.rsplit(".", 2)
             target = modules[prefix]
             if name == "qkv":

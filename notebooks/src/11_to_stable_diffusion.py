@@ -47,7 +47,7 @@ import ldm_mini
 from ldm_mini import bridge
 from ldm_mini.autoencoder import Autoencoder
 from ldm_mini.config import seed_everything
-from ldm_mini.plotting import show_grid
+from ldm_mini.lessons.plotting import show_grid
 from ldm_mini.unet import UNet
 
 diffusers.utils.logging.set_verbosity_error()  # keep loading notes (e.g. "accelerate not found") out of the outputs
