@@ -23,10 +23,11 @@ FIELDS = ("n_objects", "shape1", "colour1", "size1", "pos1", "shape2", "colour2"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000, help="test images to check")
+    parser.add_argument("--n", type=int, default=2000, help="images to check")
+    parser.add_argument("--split", default="test", help="test (thresholds were set on its first 2000) or val")
     parser.add_argument("--failures", type=Path, default=None, help="PNG strip of the failing images")
     args = parser.parse_args()
-    ds = load_shapes(args.n, "test", seed=0)
+    ds = load_shapes(args.n, args.split, seed=0)
     images = images_uint8(ds)  # b 3 h w
     rows = ds.remove_columns("image").to_list()
     agree = {f: 0 for f in FIELDS}
@@ -47,7 +48,7 @@ def main() -> None:
         for k, v in score_caption(row["caption"], objects).items():
             caption_scores.setdefault(k, []).append(v)
     n = len(rows)
-    print(f"{n} test images: whole scene right {scene_ok / n:.2%} ({n - scene_ok} failures)")
+    print(f"{n} {args.split} images: whole scene right {scene_ok / n:.2%} ({n - scene_ok} failures)")
     for f in FIELDS:
         print(f"  {f:10s} {agree[f] / n:.2%}")
     for k, v in caption_scores.items():

@@ -15,7 +15,7 @@ something no model ever saw. This one reads an image the way the scenes are draw
    - **colour**: the palette colour nearest to the mean colour of its well-covered pixels;
    - **shape**: how much of its bounding box it fills, area / (width * height), measured
      with soft (alpha-weighted) extents so edge pixels count for their coverage:
-     a square fills ~1, a circle pi/4 ~ 0.79, the upright triangle ~0.5;
+     a square fills ~1, a circle pi/4 ~ 0.79, the upright triangle ~0.58 (its drawn base sits at 0.85 r, not r);
    - **size**: the larger side of the soft bounding box (small ~8 px, large ~13 px at 32 px);
    - **position**: the centre of the soft bounding box, named by the nearest of the five
      single-object positions (one object) or by the layout of the pair (two objects).
@@ -45,9 +45,9 @@ class DetectorConfig:
     min_area: float = 6.0  # blobs of fewer pixels (soft area) are specks, not objects
     alpha_on: float = 0.5  # a pixel belongs to an object when it covers at least half of it
     core_alpha: float = 0.8  # pixels at least this covered set the blob's colour (edges are blends)
-    triangle_below: float = 0.65  # fill ratio: triangle ~0.5 | circle ~0.79 | square ~1
-    square_above: float = 0.90
-    large_above: float = 10.5  # soft box side in pixels at 32 px: small ~8, large ~13 (scales with H)
+    triangle_below: float = 0.70  # fill ratio on drawn test images: triangle 0.55-0.64 | circle 0.76-0.84 | square 1.00-1.08
+    square_above: float = 0.92  # (thresholds halfway between the measured ranges)
+    large_above: float = 10.0  # soft box side in pixels at 32 px: small 7.0-8.5, large 11.6-14.1 (scales with H)
 
 
 @dataclass
