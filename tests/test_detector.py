@@ -80,3 +80,12 @@ def test_agrees_with_ground_truth_on_real_images():
     rows = ds.remove_columns("image").to_list()
     agree = [all(as_attributes(detect(x))[f] == row[f] for f in fields) for x, row in zip(images_uint8(ds), rows)]
     assert np.mean(agree) >= 0.99
+
+
+def test_one_pixel_gap_joins_pieces_of_one_colour_but_touching_colours_split():
+    image = np.full((32, 32, 3), 240, dtype=np.uint8)
+    image[10:16, 8:12] = (220, 40, 40)  # two red pieces with a 1-pixel gap: one (broken) object
+    image[10:16, 13:17] = (220, 40, 40)
+    assert len(detect(image)) == 1
+    image[16:22, 8:17] = (45, 80, 225)  # a blue block touching them: a second object
+    assert sorted(o.colour for o in detect(image)) == ["blue", "red"]

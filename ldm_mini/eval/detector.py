@@ -8,14 +8,17 @@ something no model ever saw. This one reads an image the way the scenes are draw
 1. **Background**: the median colour of the 1-pixel border (objects never reach the border).
 2. **Coverage** alpha of each pixel: how far it has moved from the background towards the
    nearest palette colour, in [0, 1]. Anti-aliased edges get fractional alpha.
-3. **Objects**: connected blobs (8-connectivity) of pixels with alpha >= 0.5; a blob in which
+3. **Objects**: connected blobs (8-connectivity, bridging 1-pixel gaps) of pixels with alpha >= 0.5; a blob in which
    two palette colours each hold a quarter is two touching objects and is split by colour;
    tiny blobs (fewer than ``min_area`` pixels) are noise, not objects.
 4. Per blob:
    - **colour**: the palette colour nearest to the mean colour of its well-covered pixels;
-   - **shape**: how much of its bounding box it fills, area / (width * height), measured
-     with soft (alpha-weighted) extents so edge pixels count for their coverage:
-     a square fills ~1, a circle pi/4 ~ 0.79, the upright triangle ~0.58 (its drawn base sits at 0.85 r, not r);
+   - **shape**: a triangle narrows upwards: the mean width of its top third of rows is under
+     half that of its bottom third (its *taper*), where circles and squares have ~1. A square
+     then differs from a circle by how much of its bounding box it fills, area / (width *
+     height) with soft (alpha-weighted) extents (square ~0.9-1, its corners rounded by the
+     decoder in generated images; circle pi/4 ~ 0.78), plus a quarter of the coverage of the
+     box's corner pixels (a square fills them, a circle leaves them empty);
    - **size**: the larger side of the soft bounding box (small ~8 px, large ~13 px at 32 px);
    - **position**: the centre of the soft bounding box, named by the nearest of the five
      single-object positions (one object) or by the layout of the pair (two objects).
@@ -45,8 +48,13 @@ class DetectorConfig:
     min_area: float = 6.0  # blobs of fewer pixels (soft area) are specks, not objects
     alpha_on: float = 0.5  # a pixel belongs to an object when it covers at least half of it
     core_alpha: float = 0.8  # pixels at least this covered set the blob's colour (edges are blends)
-    triangle_below: float = 0.70  # fill ratio on drawn test images: triangle 0.55-0.64 | circle 0.76-0.84 | square 1.00-1.08
-    square_above: float = 0.92  # (thresholds halfway between the measured ranges)
+    # Shape thresholds sit between the ranges measured on drawn test images, on their ae-kl-f4
+    # reconstructions (the decoder rounds corners, as in every generated image) and on 200 samples of
+    # shapes-kl-f4 labelled by the attribute classifier:
+    taper_below: float = 0.55  # taper: triangle 0.17-0.44 | circle 0.65-1.56 | square 0.71-1.49
+    # squareness = fill + corners / 4: circle 0.67-0.93 | square 0.95-1.31 (fill alone overlaps:
+    # drawn circles reach 0.84, generated squares start at 0.83; so do the corners alone)
+    square_above: float = 0.94
     large_above: float = 10.0  # soft box side in pixels at 32 px: small 7.0-8.5, large 11.6-14.1 (scales with H)
 
 
@@ -60,6 +68,8 @@ class DetectedObject:
     fill: float  # area / soft bounding box
     centre: tuple[float, float]  # (x, y) as a fraction of the image side
     box: tuple[float, float]  # soft (width, height) in pixels
+    taper: float = 1.0  # top-third width / bottom-third width (see _taper)
+    corners: float = 0.0  # mean coverage of the four corner pixels of its box (see _corners)
 
 
 def to_uint8_hwc(image) -> np.ndarray:
@@ -96,10 +106,13 @@ def detect(image, config: DetectorConfig = DetectorConfig()) -> list[DetectedObj
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
     background = np.median(border, axis=0)
     alpha, nearest = coverage(img, background)
-    labels, n = ndimage.label(alpha >= config.alpha_on, structure=np.ones((3, 3)))
+    on = alpha >= config.alpha_on
+    # Group pixels across 1-pixel gaps (a small generated triangle can come out in two pieces);
+    # two objects that a gap this narrow joins are separated again by colour below.
+    labels, n = ndimage.label(ndimage.binary_dilation(on, structure=np.ones((3, 3))), structure=np.ones((3, 3)))
     objects = []
     for k in range(1, n + 1):
-        for blob in _split_by_colour(labels == k, nearest, config.min_area * (H / 32) ** 2):
+        for blob in _split_by_colour((labels == k) & on, nearest, config.min_area * (H / 32) ** 2):
             grown = ndimage.binary_dilation(blob, structure=np.ones((3, 3)))  # take in the soft edge
             own = nearest == np.bincount(nearest[blob]).argmax()  # not the edge of a touching neighbour
             a = np.where(grown & (own | blob), alpha, 0.0)
@@ -128,17 +141,36 @@ def _describe_blob(img, a: np.ndarray, blob: np.ndarray, area: float, config: De
     cx = (cols * np.arange(W)).sum() / width + 0.5
     cy = (rows * np.arange(H)).sum() / height + 0.5
     fill = area / (width * height)
+    taper = _taper(a, rows)
+    corners = _corners(a, cols, rows)
     core = blob & (a >= config.core_alpha)
     pixels = img[core] if core.sum() >= 3 else img[blob]
     colour = PALETTE_NAMES[int(np.linalg.norm(PALETTE - pixels.mean(0), axis=1).argmin())]
-    if fill < config.triangle_below:
+    if taper < config.taper_below:
         shape = "triangle"
-    elif fill > config.square_above:
+    elif fill + corners / 4 > config.square_above:
         shape = "square"
     else:
         shape = "circle"
     size = "large" if max(width, height) > config.large_above * H / 32 else "small"
-    return DetectedObject(colour, shape, size, "", float(area), float(fill), (cx / W, cy / H), (float(width), float(height)))
+    return DetectedObject(colour, shape, size, "", float(area), float(fill), (cx / W, cy / H), (float(width), float(height)), float(taper), float(corners))
+
+
+def _corners(a: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> float:
+    """Mean coverage of the 2 x 2 pixels at each corner of the blob's box (columns and rows it
+    covers at least half): a square fills its corners, a circle leaves them empty."""
+    xs, ys = np.flatnonzero(cols >= 0.5), np.flatnonzero(rows >= 0.5)
+    x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
+    patches = [a[y0 : y0 + 2, x0 : x0 + 2], a[y0 : y0 + 2, x1 - 2 : x1], a[y1 - 2 : y1, x0 : x0 + 2], a[y1 - 2 : y1, x1 - 2 : x1]]
+    return float(np.mean([p.mean() for p in patches]))
+
+
+def _taper(a: np.ndarray, rows: np.ndarray) -> float:
+    """Mean width of the blob's top third of rows over that of its bottom third: the upright
+    triangle ~0.2-0.5, a circle or a square ~1."""
+    widths = a.sum(1)[rows >= 0.5]  # soft width of each row the blob covers
+    third = max(1, len(widths) // 3)
+    return widths[:third].mean() / max(widths[-third:].mean(), 1e-6)
 
 
 def _name_positions(objects: list[DetectedObject]) -> None:
