@@ -18,32 +18,39 @@ from ldm_mini import checkpoints as ck
 from ldm_mini.autoencoder import Autoencoder
 from ldm_mini.eval.detector import detect, score_caption
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.pretrained import ae_name
+from ldm_mini.pretrained import LDM_MAIN, ae_name, load_pretrained
 
 from explore_binding import WORK, eval_captions, recipe_configs
 
 FRAME = {"binding": (40, 170, 60), "swapped": (220, 40, 40), "other": (150, 150, 150)}
 
 
+def load_run(run_dir: Path, step: int) -> LatentDiffusion:
+    """The EMA weights that explore_binding.py sampled at ``step`` (ema-STEP.pt), on ae-kl-f4."""
+    levers = argparse.Namespace(**json.loads((run_dir / "levers.json").read_text()))
+    path, _ = ck.verified_path(ae_name("kl", 4))
+    ae = ck.load_model(Autoencoder, path)
+    config, _ = recipe_configs(levers, ae)
+    ldm = LatentDiffusion(config)
+    state = torch.load(run_dir / f"ema-{step}.pt")
+    state.update({f"autoencoder.{k}": v for k, v in ae.state_dict().items()})
+    ldm.load_state_dict(state)
+    return ldm
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", required=True)
-    p.add_argument("--step", type=int, required=True)
+    p.add_argument("--name", required=True, help="a run of explore_binding.py, or 'shipped' for shapes-kl-f4")
+    p.add_argument("--step", type=int, default=0, help="which ema-STEP.pt of the run")
     p.add_argument("--n", type=int, default=48, help="captions: the first n of the evaluation's two-object set")
     p.add_argument("--cols", type=int, default=8)
     p.add_argument("--sample-steps", type=int, default=50)
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    levers = argparse.Namespace(**json.loads((args.work / args.name / "levers.json").read_text()))
-    path, _ = ck.verified_path(ae_name("kl", 4))
-    ae = ck.load_model(Autoencoder, path)
-    config, _ = recipe_configs(levers, ae)
-    ldm = LatentDiffusion(config)
-    state = torch.load(args.work / args.name / f"ema-{args.step}.pt")
-    state.update({f"autoencoder.{k}": v for k, v in ae.state_dict().items()})
-    ldm.load_state_dict(state)
-    captions = eval_captions(args.n, 0)[0]
+    torch.set_num_threads(1)  # see explore_binding.py: one thread on shared cores
+    ldm = load_pretrained(LDM_MAIN) if args.name == "shipped" else load_run(args.work / args.name, args.step)
+    captions = eval_captions(240, 200)[0][: args.n]  # the evaluation's own set and seeds (seed 10_000 for the first batch)
     images = ldm.eval().generate(captions, steps=args.sample_steps, guidance=3.0, seed=10_000)
     tiles, counts = [], {k: 0 for k in FRAME}
     for caption, x in zip(captions, images):
