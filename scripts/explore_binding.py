@@ -90,6 +90,12 @@ def build(args):
         two = torch.tensor([i for i, k in enumerate(kinds) if k in wanted])
         index = torch.cat([torch.arange(len(latents))] + [two] * (args.two_repeat - 1))
         latents, tokens = latents[index], tokens[index]
+    if args.pos_init is not None:
+        # tau_theta's position embeddings start at std 0.02 while the token embeddings are N(0, 1):
+        # 30x smaller in the shipped model even after training, so "red" reads the same in either
+        # phrase. This lever starts them at std pos_init instead (same seed for every run).
+        g = torch.Generator().manual_seed(args.seed)
+        ldm.text_encoder.pos_emb.data = torch.randn(ldm.text_encoder.pos_emb.shape, generator=g) * args.pos_init
     return ldm, latents, tokens, config, cfg
 
 
@@ -136,6 +142,7 @@ def main() -> None:
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--two-repeat", type=int, default=1, help="caption mix: repeat two-object examples k times")
     p.add_argument("--two-kind", choices=("and", "all"), default="all", help="which two-object examples --two-repeat repeats")
+    p.add_argument("--pos-init", type=float, default=None, help="std of tau_theta's position embeddings at init (library: 0.02)")
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the evaluation")
     p.add_argument("--n-two", type=int, default=240)
     p.add_argument("--n-single", type=int, default=200)
@@ -149,7 +156,7 @@ def main() -> None:
     torch.set_num_threads(1)
     run_dir = args.work / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    levers = {k: v for k, v in vars(args).items() if k not in ("out", "work", "eval_at", "name")}
+    levers = {k: v for k, v in vars(args).items() if k not in ("out", "work", "eval_at", "name") and not (k == "pos_init" and v is None)}
     saved = run_dir / "levers.json"
     if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(levers)):
         raise SystemExit(f"{run_dir} was started with other levers ({saved.read_text()}); use another --name")
