@@ -4,6 +4,12 @@ tells its OWN colour from the OTHER one (linear probe, half the captions to fit,
 
     .venv/bin/python scripts/probe_text_encoder.py shipped:0 baseline:1000 posinit1:1000
 """
+import itertools
+import sys
+
+import numpy as np
+import torch
+
 torch.set_num_threads(1)
 from pathlib import Path
 from binding_grid import load_run
