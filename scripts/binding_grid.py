@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from explore_binding import WORK, eval_captions, recipe_configs
 from PIL import Image
 
 from ldm_mini import checkpoints as ck
 from ldm_mini.autoencoder import Autoencoder
 from ldm_mini.eval.detector import detect, score_caption
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.pretrained import LDM_MAIN, ae_name, load_pretrained
-
-from explore_binding import WORK, eval_captions, recipe_configs
+from ldm_mini.zoo import LDM_MAIN, ae_name, load_pretrained
 
 FRAME = {"binding": (40, 170, 60), "swapped": (220, 40, 40), "other": (150, 150, 150)}
 
@@ -50,14 +49,18 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)  # see explore_binding.py: one thread on shared cores
     ldm = load_pretrained(LDM_MAIN) if args.name == "shipped" else load_run(args.work / args.name, args.step)
-    captions = eval_captions(240, 200)[0][: args.n]  # the evaluation's own set and seeds (seed 10_000 for the first batch)
+    captions = eval_captions(240, 200)[0][
+        : args.n
+    ]  # the evaluation's own set and seeds (seed 10_000 for the first batch)
     images = ldm.eval().generate(captions, steps=args.sample_steps, guidance=3.0, seed=10_000)
     tiles, counts = [], {k: 0 for k in FRAME}
     for caption, x in zip(captions, images):
         s = score_caption(caption, detect(x))
         verdict = "binding" if s["binding"] else "swapped" if s["swapped"] else "other"
         counts[verdict] += 1
-        tile = Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).resize((96, 96), Image.NEAREST)
+        tile = Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).resize(
+            (96, 96), Image.NEAREST
+        )
         framed = Image.new("RGB", (104, 104), FRAME[verdict])
         framed.paste(tile, (4, 4))
         tiles.append(framed)

@@ -4,7 +4,7 @@
         --eval-at 500 1000 1500 2000 2500 3000
 
 Trains on the shipped ae-kl-f4 latents with the shipped recipe (``pretrained.ldm_recipe``,
-``prepare_ldm_training``, ``train.train_ldm``), changed only by the levers given as arguments.
+``prepare_ldm_training``, ``train.train_diffusion``), changed only by the levers given as arguments.
 At each step of ``--eval-at`` the EMA weights sample FIXED held-out captions (DDIM, guidance 3,
 fixed seeds) and the rule-based detector scores them; one JSON line per evaluation goes to
 ``--out``. The training state lives in ``--work/NAME/``: a killed run resumes from its last
@@ -31,8 +31,8 @@ from ldm_mini.config import get_profile, seed_everything
 from ldm_mini.data import load_shapes, parse_caption
 from ldm_mini.eval.detector import detect, score_caption
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.pretrained import ae_name, ldm_recipe, prepare_ldm_training
-from ldm_mini.train import train_ldm
+from ldm_mini.train import train_diffusion
+from ldm_mini.zoo import ae_name, ldm_recipe, prepare_ldm_training
 
 OUT = Path("/work/notes/binding_explore.jsonl")
 WORK = Path("/work/runs_binding")
@@ -61,10 +61,17 @@ def eval_captions(n_two: int, n_single: int) -> tuple[list[str], list[str]]:
 def recipe_configs(args, ae: Autoencoder):
     """The shipped recipe (pretrained.ldm_recipe) with the levers of ``args`` applied."""
     config, cfg = ldm_recipe(ae.config, get_profile("quick"), seed=args.seed, model_channels=args.model_channels)
-    unet = dataclasses.replace(config.unet, attention_levels=tuple(args.attention_levels), context_dim=args.text_dim, transformer_depth=args.transformer_depth)
+    unet = dataclasses.replace(
+        config.unet,
+        attention_levels=tuple(args.attention_levels),
+        context_dim=args.text_dim,
+        transformer_depth=args.transformer_depth,
+    )
     text = dataclasses.replace(config.text, dim=args.text_dim, n_layers=args.text_layers)
     config = dataclasses.replace(config, unet=unet, text=text, parameterization=args.param)
-    cfg = dataclasses.replace(cfg, steps=args.steps, batch_size=args.batch, lr=args.lr, ema_decay=args.ema, progress=False)
+    cfg = dataclasses.replace(
+        cfg, steps=args.steps, batch_size=args.batch, lr=args.lr, ema_decay=args.ema, progress=False
+    )
     return config, cfg
 
 
@@ -141,8 +148,12 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--two-repeat", type=int, default=1, help="caption mix: repeat two-object examples k times")
-    p.add_argument("--two-kind", choices=("and", "all"), default="all", help="which two-object examples --two-repeat repeats")
-    p.add_argument("--pos-init", type=float, default=None, help="std of tau_theta's position embeddings at init (library: 0.02)")
+    p.add_argument(
+        "--two-kind", choices=("and", "all"), default="all", help="which two-object examples --two-repeat repeats"
+    )
+    p.add_argument(
+        "--pos-init", type=float, default=None, help="std of tau_theta's position embeddings at init (library: 0.02)"
+    )
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the evaluation")
     p.add_argument("--n-two", type=int, default=240)
     p.add_argument("--n-single", type=int, default=200)
@@ -156,7 +167,11 @@ def main() -> None:
     torch.set_num_threads(1)
     run_dir = args.work / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    levers = {k: v for k, v in vars(args).items() if k not in ("out", "work", "eval_at", "name") and not (k == "pos_init" and v is None)}
+    levers = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "work", "eval_at", "name") and not (k == "pos_init" and v is None)
+    }
     saved = run_dir / "levers.json"
     if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(levers)):
         raise SystemExit(f"{run_dir} was started with other levers ({saved.read_text()}); use another --name")
@@ -166,19 +181,49 @@ def main() -> None:
     two, single = eval_captions(args.n_two, args.n_single)
     finished = done_steps(args.name, args.out)
     for step in args.eval_at:
-        # Train up to `step` (resuming the saved state); train_ldm then loads the EMA weights into
+        # Train up to `step` (resuming the saved state); train_diffusion then loads the EMA weights into
         # ldm for sampling. The next call resumes from the saved training weights, not the EMA.
-        ldm, history = train_ldm(ldm, latents, tokens, cfg, out_dir=run_dir, resume=True, stop_after=step)
+        ldm, history = train_diffusion(ldm, latents, tokens, cfg, out_dir=run_dir, resume=True, stop_after=step)
         if step in finished:
             continue
         t0 = time.perf_counter()
         scores = evaluate(ldm, two, single, args.sample_steps)
-        row = {"name": args.name, "step": step, "train_seconds": history[-1]["seconds"] if history else None, "eval_seconds": round(time.perf_counter() - t0, 1),
-               "loss": history[-1]["loss"] if history else None, "params": params, "sampler": f"DDIM-{args.sample_steps}, guidance 3, EMA weights", **levers, **scores}
+        row = {
+            "name": args.name,
+            "step": step,
+            "train_seconds": history[-1]["seconds"] if history else None,
+            "eval_seconds": round(time.perf_counter() - t0, 1),
+            "loss": history[-1]["loss"] if history else None,
+            "params": params,
+            "sampler": f"DDIM-{args.sample_steps}, guidance 3, EMA weights",
+            **levers,
+            **scores,
+        }
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(json.dumps({k: row[k] for k in ("name", "step", "train_seconds", "eval_seconds", "single", "single_full", "presence", "binding", "binding_ci", "swapped")}), flush=True)
-        torch.save({k: v for k, v in ldm.state_dict().items() if not k.startswith("autoencoder.")}, run_dir / f"ema-{step}.pt")  # the sampled weights, for grids later
+        print(
+            json.dumps(
+                {
+                    k: row[k]
+                    for k in (
+                        "name",
+                        "step",
+                        "train_seconds",
+                        "eval_seconds",
+                        "single",
+                        "single_full",
+                        "presence",
+                        "binding",
+                        "binding_ci",
+                        "swapped",
+                    )
+                }
+            ),
+            flush=True,
+        )
+        torch.save(
+            {k: v for k, v in ldm.state_dict().items() if not k.startswith("autoencoder.")}, run_dir / f"ema-{step}.pt"
+        )  # the sampled weights, for grids later
 
 
 if __name__ == "__main__":

@@ -4,34 +4,51 @@ tells its OWN colour from the OTHER one (linear probe, half the captions to fit,
 
     .venv/bin/python scripts/probe_text_encoder.py shipped:0 baseline:1000 posinit1:1000
 """
+
 import itertools
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+from binding_grid import load_run
+
+from ldm_mini.data import COLOURS, SHAPES
+from ldm_mini.zoo import load_pretrained
 
 torch.set_num_threads(1)
-from pathlib import Path
-from binding_grid import load_run
-from ldm_mini.pretrained import load_pretrained
-from ldm_mini.data import COLOURS, SHAPES
+
 cols, shps = list(COLOURS), list(SHAPES)
 meta = [(c1, s1, c2, s2) for c1, c2 in itertools.permutations(cols, 2) for s1, s2 in itertools.permutations(shps, 2)]
 caps = [f"a {a} {b} and a {c} {d}" for a, b, c, d in meta]
 for spec in sys.argv[1:]:  # NAME:STEP of explore_binding.py runs, or shipped:0
     name, step = spec.split(":")
-    ldm = load_pretrained("shapes-kl-f4") if name == "shipped" else load_run(Path("/work/runs_binding") / name, int(step))
+    ldm = (
+        load_pretrained("shapes-kl-f4") if name == "shipped" else load_run(Path("/work/runs_binding") / name, int(step))
+    )
     with torch.no_grad():
         ctx, _ = ldm.context(ldm.tokenizer(caps))
-    n = lambda v: torch.nn.functional.normalize(v, dim=0)
+    def n(v):
+        return torch.nn.functional.normalize(v, dim=0)
+
     first = {c: n(ctx[[i for i, m in enumerate(meta) if m[0] == c], 2].mean(0)) for c in cols}
     second = {c: n(ctx[[i for i, m in enumerate(meta) if m[2] == c], 6].mean(0)) for c in cols}
     X = ctx[:, 3].numpy()
+
     def probe(y):
-        labels = sorted(set(y)); Y = np.stack([(np.array(y) == l).astype(float) for l in labels], 1)
-        idx = np.random.default_rng(0).permutation(len(X)); tr, te = idx[: len(X) // 2], idx[len(X) // 2 :]
-        Xb = np.c_[X, np.ones(len(X))]; W = np.linalg.lstsq(Xb[tr], Y[tr], rcond=None)[0]
+        labels = sorted(set(y))
+        Y = np.stack([(np.array(y) == label).astype(float) for label in labels], 1)
+        idx = np.random.default_rng(0).permutation(len(X))
+        tr, te = idx[: len(X) // 2], idx[len(X) // 2 :]
+        Xb = np.c_[X, np.ones(len(X))]
+        W = np.linalg.lstsq(Xb[tr], Y[tr], rcond=None)[0]
         return (np.array(labels)[(Xb[te] @ W).argmax(1)] == np.array(y)[te]).mean()
-    pe, te = ldm.text_encoder.pos_emb.detach(), ldm.text_encoder.token_emb.weight.detach()
-    print(f"{spec}: cos(colour word in phrase 1, same word in phrase 2) {np.mean([(first[c] @ second[c]).item() for c in cols]):.3f}; "
-          f"probe of shape-1 vector: own colour {probe([m[0] for m in meta]):.2f}, other colour {probe([m[2] for m in meta]):.2f}; |pos| {pe.norm(dim=1).mean():.2f} |tok| {te.norm(dim=1).mean():.2f}")
+
+    pos, tok = ldm.text_encoder.pos_emb.detach(), ldm.text_encoder.token_emb.weight.detach()
+    cosine = np.mean([(first[c] @ second[c]).item() for c in cols])
+    own, other = probe([m[0] for m in meta]), probe([m[2] for m in meta])
+    print(
+        f"{spec}: cos(colour word in phrase 1, same word in phrase 2) {cosine:.3f}; "
+        f"probe of shape-1 vector: own colour {own:.2f}, other colour {other:.2f}; "
+        f"|pos| {pos.norm(dim=1).mean():.2f} |tok| {tok.norm(dim=1).mean():.2f}"
+    )

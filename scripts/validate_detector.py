@@ -57,7 +57,10 @@ def main() -> None:
         diff = {f: (row[f], got[f]) for f in FIELDS if row[f] != got[f]}
         print(f"  FAIL {row['caption']!r}: truth vs detector {diff}")
     if args.failures and failures:
-        strip = np.concatenate([np.kron(im.permute(1, 2, 0).numpy(), np.ones((4, 4, 1), dtype=np.uint8)) for im, _, _ in failures[:16]], axis=1)
+        strip = np.concatenate(
+            [np.kron(im.permute(1, 2, 0).numpy(), np.ones((4, 4, 1), dtype=np.uint8)) for im, _, _ in failures[:16]],
+            axis=1,
+        )
         Image.fromarray(strip).save(args.failures)
         print(f"saved {min(16, len(failures))} failures to {args.failures}")
 

@@ -11,7 +11,11 @@ from ldm_mini.eval.detector import as_attributes, detect, score_caption
 def draw(*objects, relation="and", seed=0) -> np.ndarray:
     """A 32 x 32 uint8 scene (h w 3) of one or two (shape, colour, size, pos) objects."""
     (s1, c1, z1, p1), rest = objects[0], objects[1:]
-    extra = {"shape2": rest[0][0], "colour2": rest[0][1], "size2": rest[0][2], "pos2": rest[0][3], "relation": relation} if rest else {}
+    extra = (
+        {"shape2": rest[0][0], "colour2": rest[0][1], "size2": rest[0][2], "pos2": rest[0][3], "relation": relation}
+        if rest
+        else {}
+    )
     kind = "two_and" if rest else "colour_shape"
     scene = Scene("", kind, len(objects), s1, c1, z1, p1, **extra)
     return np.asarray(render_scene(np.random.default_rng(seed), scene, ShapesConfig()))
@@ -35,12 +39,24 @@ def test_swapped_colours_score_binding_false():
     caption = "a red circle and a blue square"
     right = detect(draw(("circle", "red", "large", "left"), ("square", "blue", "small", "right")))
     swapped = detect(draw(("circle", "blue", "large", "left"), ("square", "red", "small", "right")))
-    assert score_caption(caption, right) == {"presence": True, "binding": True, "swapped": False, "binding_layout": True}
-    assert score_caption(caption, swapped) == {"presence": True, "binding": False, "swapped": True, "binding_layout": False}
+    assert score_caption(caption, right) == {
+        "presence": True,
+        "binding": True,
+        "swapped": False,
+        "binding_layout": True,
+    }
+    assert score_caption(caption, swapped) == {
+        "presence": True,
+        "binding": False,
+        "swapped": True,
+        "binding_layout": False,
+    }
 
 
 def test_relation_layout_is_checked():
-    image = detect(draw(("triangle", "green", "large", "top"), ("circle", "purple", "large", "bottom"), relation="above"))
+    image = detect(
+        draw(("triangle", "green", "large", "top"), ("circle", "purple", "large", "bottom"), relation="above")
+    )
     assert score_caption("a green triangle above a purple circle", image)["binding_layout"]
     wrong = score_caption("a purple circle above a green triangle", image)
     assert wrong["binding"] and not wrong["binding_layout"]
@@ -48,7 +64,12 @@ def test_relation_layout_is_checked():
 
 def test_missing_object_is_not_present():
     only_one = detect(draw(("circle", "red", "large", "left")))
-    assert score_caption("a red circle and a blue square", only_one) == {"presence": False, "binding": False, "swapped": False, "binding_layout": False}
+    assert score_caption("a red circle and a blue square", only_one) == {
+        "presence": False,
+        "binding": False,
+        "swapped": False,
+        "binding_layout": False,
+    }
 
 
 def test_single_caption_checks_size_and_position():

@@ -82,7 +82,9 @@ def to_uint8_hwc(image) -> np.ndarray:
     if x.dtype == np.uint8:
         return x
     if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-        raise ValueError(f"float images must be in [0, 1], got [{x.min():.3f}, {x.max():.3f}]; use data.to_image_range first")
+        raise ValueError(
+            f"float images must be in [0, 1], got [{x.min():.3f}, {x.max():.3f}]; use data.to_image_range first"
+        )
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
@@ -135,7 +137,9 @@ def _split_by_colour(blob: np.ndarray, nearest: np.ndarray, min_area: float) -> 
     return [blob & (nearest == c) for c in big]
 
 
-def _describe_blob(img, a: np.ndarray, blob: np.ndarray, area: float, config: DetectorConfig, H: int, W: int) -> DetectedObject:
+def _describe_blob(
+    img, a: np.ndarray, blob: np.ndarray, area: float, config: DetectorConfig, H: int, W: int
+) -> DetectedObject:
     cols, rows = a.max(0), a.max(1)  # soft profile of the blob along x and along y
     width, height = cols.sum(), rows.sum()
     cx = (cols * np.arange(W)).sum() / width + 0.5
@@ -153,7 +157,18 @@ def _describe_blob(img, a: np.ndarray, blob: np.ndarray, area: float, config: De
     else:
         shape = "circle"
     size = "large" if max(width, height) > config.large_above * H / 32 else "small"
-    return DetectedObject(colour, shape, size, "", float(area), float(fill), (cx / W, cy / H), (float(width), float(height)), float(taper), float(corners))
+    return DetectedObject(
+        colour,
+        shape,
+        size,
+        "",
+        float(area),
+        float(fill),
+        (cx / W, cy / H),
+        (float(width), float(height)),
+        float(taper),
+        float(corners),
+    )
 
 
 def _corners(a: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> float:
@@ -161,7 +176,12 @@ def _corners(a: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> float:
     covers at least half): a square fills its corners, a circle leaves them empty."""
     xs, ys = np.flatnonzero(cols >= 0.5), np.flatnonzero(rows >= 0.5)
     x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
-    patches = [a[y0 : y0 + 2, x0 : x0 + 2], a[y0 : y0 + 2, x1 - 2 : x1], a[y1 - 2 : y1, x0 : x0 + 2], a[y1 - 2 : y1, x1 - 2 : x1]]
+    patches = [
+        a[y0 : y0 + 2, x0 : x0 + 2],
+        a[y0 : y0 + 2, x1 - 2 : x1],
+        a[y1 - 2 : y1, x0 : x0 + 2],
+        a[y1 - 2 : y1, x1 - 2 : x1],
+    ]
     return float(np.mean([p.mean() for p in patches]))
 
 
@@ -176,7 +196,9 @@ def _taper(a: np.ndarray, rows: np.ndarray) -> float:
 def _name_positions(objects: list[DetectedObject]) -> None:
     if len(objects) == 1:
         o = objects[0]
-        o.pos = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - o.centre[0]) ** 2 + (POSITIONS[p][1] - o.centre[1]) ** 2)
+        o.pos = min(
+            POSITIONS, key=lambda p: (POSITIONS[p][0] - o.centre[0]) ** 2 + (POSITIONS[p][1] - o.centre[1]) ** 2
+        )
     elif len(objects) == 2:
         a, b = objects
         dx, dy = b.centre[0] - a.centre[0], b.centre[1] - a.centre[1]
@@ -227,10 +249,14 @@ def score_caption(caption: str, objects: list[DetectedObject]) -> dict[str, bool
     if binding and want["relation"] != "and":
         by_pair = {(o.colour, o.shape): o.pos for o in objects}
         layout = by_pair[wanted[0]] == want["pos1"] and by_pair[wanted[1]] == want["pos2"]
-    return {"presence": presence, "binding": binding, "swapped": presence and len(got) == 2 and not binding, "binding_layout": layout}
+    return {
+        "presence": presence,
+        "binding": binding,
+        "swapped": presence and len(got) == 2 and not binding,
+        "binding_layout": layout,
+    }
 
 
 def detect_batch(images, config: DetectorConfig = DetectorConfig()) -> list[list[DetectedObject]]:
     """``detect`` for each image of a batch (b 3 h w float [0, 1] or uint8, or b h w 3)."""
     return [detect(image, config) for image in images]
-
