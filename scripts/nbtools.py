@@ -42,8 +42,9 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None
     With ``progress`` (a label, e.g. the lesson's name), print "cell k of n, elapsed" when a code
     cell starts at least ``every`` seconds after the last such line, so a long lesson is not silent.
     A failing cell raises LessonFailed naming the cell (k of n), its first line and the error.
-    The kernel's own start-up warnings (e.g. "running over TCP without encryption": the kernel
-    only listens on localhost) are silenced; the cells' output is kept as it is.
+    The kernel's own log lines are silenced: a start-up warning ("running over TCP without
+    encryption": the kernel only listens on localhost) and a KeyboardInterrupt logged when it is
+    shut down; the cells' output is kept as it is, and a crash still raises here.
     """
     start = time.perf_counter()
     n_code = sum(cell.cell_type == "code" for cell in nb.cells)
@@ -62,7 +63,7 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None
     client = ExecutePreprocessor(
         timeout=timeout,
         kernel_name="python3",
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         on_cell_start=on_cell_start,
     )
     try:

@@ -39,6 +39,7 @@ from ldm_mini.checkpoints import read_manifest
 from ldm_mini.config import get_profile, pick_device, seed_everything
 from ldm_mini.data import images_uint8, load_shapes, to_model_range
 from ldm_mini.experiments import load_results
+from ldm_mini.eval import bound
 from ldm_mini.experiments import bits
 from ldm_mini.lessons.plotting import show_grid
 
@@ -49,7 +50,7 @@ seed_everything(SEED)
 model = ldm_mini.load_pretrained("shapes-pixel")  # evaluated on the CPU: the bound is cheap at 32 x 32
 entry = read_manifest()["shapes-pixel"]
 schedule = model.schedule
-eps_model = bits.unconditional_eps(model)
+eps_model = bound.unconditional_eps(model)
 print(f"device: {device}, profile: {profile.name}, run the experiment live: {RUN_EXPERIMENT}")
 
 # %% [markdown]
@@ -131,8 +132,8 @@ plt.show()
 # an 8-bit image stored raw costs 8. The code is short:
 
 # %%
-print(inspect.getsource(bits.normal_kl))
-print(inspect.getsource(bits.discretized_gaussian_nll))
+print(inspect.getsource(bound.normal_kl))
+print(inspect.getsource(bound.discretized_gaussian_nll))
 
 # %% [markdown]
 # A hand check of the KL formula: N(1, 1) against N(0, 1) must cost (1 - 0)^2 / 2 = 0.5 nats, and
@@ -141,8 +142,8 @@ print(inspect.getsource(bits.discretized_gaussian_nll))
 # %%
 # NBVAL_CHECK_OUTPUT
 zero = torch.zeros(1, dtype=torch.float64)
-print(f"KL(N(1,1) || N(0,1)) = {bits.normal_kl(zero + 1, 0.0, zero, 0.0).item():.4f} nats")
-print(f"KL(N(0,1) || N(0,4)) = {bits.normal_kl(zero, 0.0, zero, torch.tensor(4.0).log()).item():.4f} nats")
+print(f"KL(N(1,1) || N(0,1)) = {bound.normal_kl(zero + 1, 0.0, zero, 0.0).item():.4f} nats")
+print(f"KL(N(0,1) || N(0,4)) = {bound.normal_kl(zero, 0.0, zero, torch.tensor(4.0).log()).item():.4f} nats")
 
 # %% [markdown]
 # **Fewer steps to evaluate.** Summing T = 1000 terms means 1000 UNet calls per image. Like
@@ -155,7 +156,7 @@ print(f"KL(N(0,1) || N(0,4)) = {bits.normal_kl(zero, 0.0, zero, torch.tensor(4.0
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tau, sub = bits.respaced(schedule, STEPS)
+tau, sub = bound.respaced(schedule, STEPS)
 print(f"S = {STEPS} steps: t = {tau[:4].tolist()} ... {tau[-2:].tolist()}")
 print(f"alpha_bar kept: {torch.allclose(sub.alphas_cumprod, schedule.alphas_cumprod[tau])}; decoder width sqrt(beta_1) = {sub.betas[0].sqrt().item() * 127.5:.2f} grey levels")
 
@@ -172,7 +173,7 @@ print(f"alpha_bar kept: {torch.allclose(sub.alphas_cumprod, schedule.alphas_cump
 # %%
 x0 = to_model_range(images_uint8(load_shapes(N_LIVE, "test", seed=SEED)))  # n 3 32 32 in [-1, 1]
 start = time.perf_counter()
-live = bits.evaluate_bound(eps_model, x0, schedule, steps=STEPS, seed=SEED, keep=4)
+live = bound.evaluate_bound(eps_model, x0, schedule, steps=STEPS, seed=SEED, keep=4)
 live_seconds = time.perf_counter() - start
 
 # %%
