@@ -8,29 +8,20 @@ import sys
 from pathlib import Path
 
 import torch
+from tiny import tiny_text, tiny_unet
 
 from ldm_mini import distributed
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
-from ldm_mini.text import TextEncoderConfig
 from ldm_mini.train import TrainConfig, train_diffusion
-from ldm_mini.unet import UNetConfig
 
 
 def main(out: Path) -> None:
     distributed.setup()
     r = distributed.rank()
     torch.manual_seed(100 + r)  # different initial weights on purpose: DDP must copy rank 0's to all
-    unet = UNetConfig(
-        in_channels=3,
-        out_channels=3,
-        model_channels=8,
-        channel_mult=(1, 2),
-        attention_levels=(1,),
-        num_heads=2,
-        context_dim=16,
-    )
+    unet = tiny_unet(3, 16)
     ldm = LatentDiffusion(
-        LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8)
+        LDMConfig(autoencoder=None, unet=unet, text=tiny_text(16), image_size=8)
     )
     g = torch.Generator().manual_seed(0)  # the same data on every rank, as loading a dataset gives
     latents = torch.randn(32, 3, 8, 8, generator=g)

@@ -3,6 +3,7 @@ Attend-and-Excite losses, and the attention-guided sampler on a tiny model."""
 
 import pytest
 import torch
+from tiny import tiny_unet
 
 from ldm_mini import guidance as g
 from ldm_mini.autoencoder import AutoencoderConfig
@@ -11,18 +12,9 @@ from ldm_mini.eval import prompts
 from ldm_mini.experiments import binding as b
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
 from ldm_mini.text import TextEncoderConfig, Tokenizer
-from ldm_mini.unet import UNetConfig
 
 AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
-UNET = UNetConfig(
-    in_channels=2,
-    out_channels=2,
-    model_channels=8,
-    channel_mult=(1, 2),
-    attention_levels=(1,),
-    num_heads=2,
-    context_dim=8,
-)
+UNET = tiny_unet()
 
 
 def _ldm(pooled=False):

@@ -2,23 +2,15 @@
 
 import pytest
 import torch
+from tiny import tiny_text, tiny_unet
 
 from ldm_mini.autoencoder import AutoencoderConfig
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
-from ldm_mini.text import TextEncoderConfig
 from ldm_mini.unet import UNetConfig
 
 AE = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
-UNET = UNetConfig(
-    in_channels=2,
-    out_channels=2,
-    model_channels=8,
-    channel_mult=(1, 2),
-    attention_levels=(1,),
-    num_heads=2,
-    context_dim=8,
-)
-TEXT = TextEncoderConfig(dim=8, n_layers=1, n_heads=2)
+UNET = tiny_unet()
+TEXT = tiny_text()
 
 
 def _ldm(**kw):

@@ -1,23 +1,14 @@
 """Speed changes must not change the numbers."""
 
 import torch
+from tiny import tiny_text, tiny_unet
 
-from ldm_mini.unet import UNet, UNetConfig
+from ldm_mini.unet import UNet
 
 
 def _train(foreach: bool) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    m = UNet(
-        UNetConfig(
-            in_channels=3,
-            out_channels=3,
-            model_channels=8,
-            channel_mult=(1, 2),
-            attention_levels=(1,),
-            num_heads=2,
-            context_dim=16,
-        )
-    )
+    m = UNet(tiny_unet(3, 16))
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.0, foreach=foreach)
     g = torch.Generator().manual_seed(1)
     for _ in range(4):
@@ -49,19 +40,10 @@ def test_train_diffusion_uses_foreach_adamw(monkeypatch):
 
     monkeypatch.setattr(train.torch.optim, "AdamW", spy)
     from ldm_mini.ldm import LatentDiffusion, LDMConfig
-    from ldm_mini.text import TextEncoderConfig
 
-    unet = UNetConfig(
-        in_channels=3,
-        out_channels=3,
-        model_channels=8,
-        channel_mult=(1, 2),
-        attention_levels=(1,),
-        num_heads=2,
-        context_dim=16,
-    )
+    unet = tiny_unet(3, 16)
     ldm = LatentDiffusion(
-        LDMConfig(autoencoder=None, unet=unet, text=TextEncoderConfig(dim=16, n_layers=1, n_heads=2), image_size=8)
+        LDMConfig(autoencoder=None, unet=unet, text=tiny_text(16), image_size=8)
     )
     try:
         train.train_diffusion(

@@ -1,6 +1,7 @@
 
 import pytest
 import torch
+from tiny import tiny_text, tiny_unet
 from torch import nn
 
 from ldm_mini.autoencoder import AutoencoderConfig
@@ -81,21 +82,11 @@ def test_autoencoder_loss_goes_down_on_a_tiny_run():
 
 def _tiny_ldm():
     from ldm_mini.ldm import LatentDiffusion, LDMConfig
-    from ldm_mini.text import TextEncoderConfig
-    from ldm_mini.unet import UNetConfig
 
     config = LDMConfig(
         autoencoder=TINY_AE,
-        unet=UNetConfig(
-            in_channels=2,
-            out_channels=2,
-            model_channels=8,
-            channel_mult=(1, 2),
-            attention_levels=(1,),
-            num_heads=2,
-            context_dim=8,
-        ),
-        text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2),
+        unet=tiny_unet(),
+        text=tiny_text(),
         image_size=16,
     )
     torch.manual_seed(0)

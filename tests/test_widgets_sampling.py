@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny import tiny_text, tiny_unet
 
 from ldm_mini.diffusion import NoiseSchedule
 from ldm_mini.lessons.widgets import noising_view, sampling_view
@@ -74,21 +75,11 @@ def _tiny_ldm(perturb: bool = True):
     random weights, so the UNet's output, and thus guidance, is not exactly 0."""
     from ldm_mini.autoencoder import AutoencoderConfig
     from ldm_mini.ldm import LatentDiffusion, LDMConfig
-    from ldm_mini.text import TextEncoderConfig
-    from ldm_mini.unet import UNetConfig
 
     config = LDMConfig(
         autoencoder=AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False),
-        unet=UNetConfig(
-            in_channels=2,
-            out_channels=2,
-            model_channels=8,
-            channel_mult=(1, 2),
-            attention_levels=(1,),
-            num_heads=2,
-            context_dim=8,
-        ),
-        text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2),
+        unet=tiny_unet(),
+        text=tiny_text(),
         image_size=16,
     )
     torch.manual_seed(0)
