@@ -111,9 +111,10 @@ def check_2(share) -> Verdict:
     return judge(
         ex,
         close(share, truth, abs_=0.01),
-        f"{truth:.0%}: on the 2 x 2 maps a colour word is read on its own object far less reliably than on the 4 x 4 "
-        "maps. Each 2 x 2 pixel covers a quarter of the image and both objects at once, and these layers read layout "
-        "words: a verdict about *where* words are read depends on which layers you look at.",
+        f"{truth:.0%} (on the 4 x 4 maps: {colour_word_wins(4):.0%}). On the 2 x 2 maps a colour word is not read "
+        "on its own object more often than on the other: each 2 x 2 cell covers a quarter of the image, often both "
+        "objects at once, and these layers read layout words. A verdict about *where* words are read holds only "
+        "for the layers it was measured on.",
         hint,
     )
 
@@ -147,6 +148,6 @@ def check_3(choice) -> Verdict:
 
 WRONG = {
     1: [100, 113, 0.57],  # just above half; one short of the threshold; a fraction
-    2: [0.98, 50.0],  # the 4 x 4 value (near every colour word wins); a percentage
+    2: [1.0, 40.6],  # the 4 x 4 value (every colour word wins there); the 2 x 2 value as a percentage
     3: ["under 60%", "over 90%"],
 }
