@@ -122,7 +122,7 @@ def check_3(max_diffs) -> Verdict:
     return judge(
         ex,
         d1 < 2e-3 and d05 > 1e-2,
-        "right: at s = 1 both compute eps_c; below 1 the pipeline switches guidance off "
+        "at s = 1 both compute eps_c; below 1 the pipeline switches guidance off "
         "(do_classifier_free_guidance is guidance_scale > 1) while we interpolate toward eps_u.",
         hint,
     )
