@@ -15,8 +15,9 @@
 # **Study time:** about 45 minutes (reading, the verdict cells of sections 6-7, and three
 # exercises of under a minute of CPU each).
 #
-# **Run time:** about 20 s in the quick profile (Run All on the 2-core build machine, an
-# "Intel(R) Xeon(R) Processor"; other 2-core CPUs can be up to ~1.7x slower): a few seconds of live
+# **Run time** of Run All in the quick profile: 69 s measured at the last rebuild on the 2-core
+# build machine (an "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 19 s on a free
+# 2-core CPU (`make lessons`); other 2-core CPUs can be ~1.7x different. It runs a few seconds of live
 # training to measure what one step costs, then the two shipped SR models (`sr-ldm-f4`, `sr-pixel`)
 # upscale six test images live. The table comes from the shipped results of the `superres`
 # experiment (its run time is printed below, about 5 minutes here); the full profile reruns that

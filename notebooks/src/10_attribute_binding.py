@@ -20,8 +20,9 @@
 # **Study time:** about 60 minutes (reading, the statistics of sections 5 and 6, three exercises of
 # under a minute of CPU each).
 #
-# **Run time:** about 15 s (Run All on the 2-core build machine, an "Intel(R) Xeon(R)
-# Processor"; other 2-core CPUs can be up to ~1.7x slower). The comparison of trained models comes
+# **Run time** of Run All: 44 s measured at the last rebuild on the 2-core build machine (an
+# "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 12 s on a free 2-core CPU
+# (`make lessons`); other 2-core CPUs can be ~1.7x different. The comparison of trained models comes
 # from the shipped results of `python -m ldm_mini experiment binding` (8.6 min; printed below);
 # samples, attention maps and the remedy on a few captions run live.
 

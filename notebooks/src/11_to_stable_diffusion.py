@@ -15,8 +15,9 @@
 # **Study time:** about 50 minutes (reading, the two tables, and the four exercises, each under a
 # minute of CPU).
 #
-# **Run time:** about 15 s (Run All, measured on the 2-core build machine, an "Intel(R)
-# Xeon(R) Processor"; other 2-core CPUs can be up to ~1.7x slower): two 50-step generations of four
+# **Run time** of Run All: 20 s measured at the last rebuild on the 2-core build machine (an
+# "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 14 s on a free 2-core CPU
+# (`make notebooks`); other 2-core CPUs can be ~1.7x different. It runs two 50-step generations of four
 # images, one by us and one by diffusers; the rest is counting. Nothing is trained and nothing is
 # downloaded: SD's architecture is built on PyTorch's `meta` device (shapes without weights). The
 # optional last section runs real SD weights only if you point `LDM_SD_PATH` at a local copy.
