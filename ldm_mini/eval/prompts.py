@@ -72,7 +72,8 @@ def judge_caption(caption: str, pred: dict[str, str]) -> dict:
     colours, shapes = {c for c, _ in got}, {s for _, s in got}
     presence = all(c in colours for c, _ in wanted) and all(s in shapes for _, s in wanted)
     # swapped: every named colour and shape is there but bound to the wrong objects; the
-    # leakage of "a red car and a white sheep" in the paper's limitations.
+    # leakage of "a red car and a white sheep" (raised by the seed review about Stable Diffusion; not one of the
+    # limitations the paper lists in its Sec. 5).
     swapped = presence and len(got) == 2 and sorted(got) != sorted(wanted)
     return {"two_binding": binding, "two_presence": presence, "two_swapped": swapped}
 

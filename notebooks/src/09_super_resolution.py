@@ -12,12 +12,16 @@
 #   diffusion upsampler and the LDM upsampler trained with the same budget;
 # - whether the paper's claim held in our mini version, and where it did not.
 #
-# **Time on a laptop CPU:** well under a minute in the quick profile (20 s measured on a free
-# 2-core CPU; longer when other programs share the cores): a few seconds of live training to
-# measure what one step costs, then the two shipped SR models (`sr-ldm-f4`, `sr-pixel`) upscale
-# test images live. The table comes from the shipped results of the `superres` experiment (its
-# run time is printed below, about 5 minutes here); the full profile reruns that experiment
-# live, which takes far longer.
+# **Study time:** about 45 minutes (reading, the verdict cells of sections 6-7, and three
+# exercises of under a minute of CPU each).
+#
+# **Run time** of Run All in the quick profile: 69 s measured at the last rebuild on the 2-core
+# build machine (an "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 19 s on a free
+# 2-core CPU (`make lessons`); other 2-core CPUs can be ~1.7x different. It runs a few seconds of live
+# training to measure what one step costs, then the two shipped SR models (`sr-ldm-f4`, `sr-pixel`)
+# upscale six test images live. The table comes from the shipped results of the `superres`
+# experiment (its run time is printed below, about 5 minutes here); the full profile reruns that
+# experiment live, which takes far longer.
 
 # %%
 # Parameters
@@ -106,7 +110,7 @@ except ValueError as error:
 # %%
 to01 = lambda t: (t + 1) / 2  # noqa: E731
 enlarged = torch.nn.functional.interpolate(y, scale_factor=4, mode="nearest")  # show y's pixels as blocks
-show_grid(torch.cat([to01(enlarged[:4]), to01(bicubic[:4]), to01(x[:4])]), ["y (8x8)"] * 4 + ["bicubic"] * 4 + ["x (32x32)"] * 4, ncols=4, scale=1.6)
+show_grid(torch.cat([to01(enlarged[:4]), to01(bicubic[:4]), to01(x[:4])]), ["y (8x8)"] * 4 + ["bicubic"] * 4 + ["x (32x32)"] * 4, ncols=4, scale=1.6, fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -241,7 +245,7 @@ for name, seconds in times.items():
 columns = [to01(enlarged), shown["bicubic"], shown["pixel SR"], shown["LDM SR"], hr]
 titles = ["y (8x8)", "bicubic", "pixel SR", "LDM SR", "x (32x32)"]
 grid = torch.stack(columns, dim=1).flatten(0, 1)  # (b 5) 3 32 32, one row per image
-show_grid(grid, titles * N_SHOW, ncols=5, scale=1.5)
+show_grid(grid, titles + [""] * len(titles) * (N_SHOW - 1), ncols=5, scale=1.5, fontsize=9)  # column titles on the first row
 plt.show()
 
 # %% [markdown]
@@ -253,6 +257,16 @@ plt.show()
 # included for the LDM). Two reference lines: the autoencoder's round trip D(E(x)), the best
 # fidelity LDM-SR can ever reach (it must go through D), and the FD of real test images against
 # real validation images, the floor below which no method can go with this many images.
+#
+# The Frechet distance compares two sets of images through features phi (here the embedding of
+# the attribute classifier, `frechet_distance` in `ldm_mini/eval/measures.py`): fit a Gaussian to each set's features (mean mu, covariance
+# Sigma) and measure
+#
+# $$\mathrm{FD} = \lVert \mu_a - \mu_b \rVert^2 + \mathrm{Tr}\big(\Sigma_a + \Sigma_b - 2 (\Sigma_a \Sigma_b)^{1/2}\big).$$
+#
+# It is 0 for identical feature statistics. It judges the *set* (are the shapes, colours and
+# positions realistic, in realistic proportions?), not each image against its own original, so a
+# sharp guess that misses the exact pixels costs nothing here, while it costs PSNR.
 
 # %%
 if RUN_EXPERIMENT:
@@ -348,15 +362,21 @@ print(f"ranked by PSNR: {' > '.join(by_psnr)}; ranked by FD: {' > '.join(by_fd)}
 
 # %% [markdown]
 # **What our numbers say** (rankings above are best first). With the same steps and batch, the
-# LDM upsampler is far ahead of the pixel one: its outputs are clean shapes whose Frechet distance
-# sits near the real-vs-real floor, while the pixel model's samples still carry visible noise (see
-# the figure). At this tiny budget the pixel model has not yet learned the last, low-noise
+# LDM upsampler is far ahead of the pixel one: over 500 test images its Frechet distance (40.2) sits
+# near the real-vs-real floor (37.8), while the pixel model's samples still carry visible noise
+# everywhere (FD 572). That does not mean every LDM sample is a clean shape. Look at the six live
+# samples in section 5: they put the right colours in the right places, but only the first row is
+# close to clean; the others are ragged (the blue square), cut short (the small yellow triangle) or
+# come with stray blobs (rows 2, 3 and 6). FD, measured on the classifier's features of the whole
+# set, forgives such flaws as long as the shapes, colours and positions come out in realistic
+# proportions. At this tiny budget the pixel model has not yet learned the last, low-noise
 # denoising steps over 32 x 32 x 3 = 3072 numbers per image; the LDM only models 8 x 8 x 4 = 256,
 # because E and D took care of the pixel detail (perceptual compression, lesson 01). Each of its
 # training steps and each sample also cost many times less. So the claim held here, and more
 # strongly than in Table 5: at equal steps our pixel model does not merely lose, it has not
 # converged. That is the paper's Figure 6 story (pixel-space models train slowly) magnified by our
-# budget; exercise 3 gives the pixel model the same *time* instead.
+# budget. (A fairer race would give the pixel model the same *time*, about 6x the steps; the paper's
+# Table 5 compares published models, not equal budgets.)
 #
 # Where it did not hold: the paper's SR3 beats LDM-4 on PSNR and SSIM; ours does not, again
 # because it is under-trained. And the pattern the paper warns about is plain in our table:
@@ -380,13 +400,43 @@ print(f"ranked by PSNR: {' > '.join(by_psnr)}; ranked by FD: {' > '.join(by_fd)}
 # - An LDM can never be more faithful than its autoencoder: D(E(x)) is its ceiling.
 #
 # ## Exercises
-# 1. Upscale the same y with five seeds (`upscale(y, seed=k)`) and show the spread. Where do the
-#    samples disagree, and what does that say about PSNR as a score for a generative upsampler?
-# 2. Sample the shipped models with DDIM-10, 20 and 100 steps. How do PSNR, FD and time per image move?
-# 3. Train the pixel model for the *same wall-clock time* as the LDM instead of the same number
-#    of steps (`sr_recipe(..., steps=...)`, `train_diffusion`). Which comparison is fairer, and
-#    which one does the paper's Table 5 make?
-# 4. Replace concatenation by cross-attention: flatten y's 64 pixels into 64 tokens (a linear
-#    layer to `context_dim`) and train a UNet with `use_context=True` and no `concat_channels`.
-#    Does it learn as fast? Why would the spatial alignment matter?
-# 5. At f = 8 the latent is 4 x 4 but y is 8 x 8. How would you feed y to the UNet then?
+#
+# Each exercise has a check in `ldm_mini.lessons.exercises.lesson_09`: put your answer in place of
+# `None` and run the cell; a wrong answer gets a hint, not the number. Each needs at most a few
+# seconds of CPU with the shipped models.
+#
+# 1. **Computation: what the UNet eats.** Section 3 printed the input of each UNet's first
+#    convolution. How many times more numbers per image enter the pixel model's UNet than the LDM's?
+#    (Count channels x height x width, condition included.) `answer_1`: the ratio (a number).
+# 2. **Code change: the ceiling.** Replace the sampler by the autoencoder's round trip: encode the
+#    six test images `x` with `sr_ldm.encode` (z_0 = scale E(x)), decode with
+#    `sr_ldm.decode_to_images` and measure the PSNR against `hr`. `answer_2`: that PSNR in dB. How
+#    far is the LDM upsampler's live PSNR below it?
+# 3. **Prediction: averaging samples.** Upscale the same six y with five seeds
+#    (`sr_ldm.upscale(y01, seed=k)`, k = 0..4). Before you run it, write down: will the PSNR of the
+#    **pixel-wise mean** of the five samples be "higher", "about the same" (within 0.5 dB) or "lower"
+#    than the mean PSNR of a single sample? Then run it. `answer_3`: your prediction (the string);
+#    the check runs the five seeds and tells you. What does the answer say about PSNR as a score for
+#    a generative upsampler?
+#
+# Going further (no check; minutes of training): train the pixel model for the same *time* as the
+# LDM (`sr_recipe(..., steps=...)`, `train_diffusion`); replace concatenation by cross-attention over
+# y's 64 pixels as tokens; at f = 8 the latent is 4 x 4 but y is 8 x 8: how would you feed y then?
+
+# %%
+from ldm_mini.lessons.exercises import lesson_09 as ex
+
+answer_1 = None  # your answer: (numbers into the pixel UNet per image) / (numbers into the LDM UNet), a float
+ex.check_1(answer_1)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_09 as ex
+
+answer_2 = None  # your answer: PSNR of D(E(x)) against x on the six shown images, in dB (a float)
+ex.check_2(answer_2)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_09 as ex
+
+answer_3 = None  # your answer: "higher", "about the same" or "lower" (written before running the five seeds)
+ex.check_3(answer_3)

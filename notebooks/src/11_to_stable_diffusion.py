@@ -12,8 +12,13 @@
 # - the way back: SD's own UNet and VAE configs are ldm_mini configs, so with SD weights on disk our
 #   sampler and lesson 04's attention maps run on Stable Diffusion itself.
 #
-# **Time on a laptop CPU:** about a minute on a free 2-core CPU (two 50-step generations of four
-# images, one by us and one by diffusers; the rest is counting). Nothing is trained and nothing is
+# **Study time:** about 50 minutes (reading, the two tables, and the four exercises, each under a
+# minute of CPU).
+#
+# **Run time** of Run All: 20 s measured at the last rebuild on the 2-core build machine (an
+# "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 14 s on a free 2-core CPU
+# (`make notebooks`); other 2-core CPUs can be ~1.7x different. It runs two 50-step generations of four
+# images, one by us and one by diffusers; the rest is counting. Nothing is trained and nothing is
 # downloaded: SD's architecture is built on PyTorch's `meta` device (shapes without weights). The
 # optional last section runs real SD weights only if you point `LDM_SD_PATH` at a local copy.
 
@@ -364,7 +369,7 @@ print(f"autoencoder parameters: ldm_mini's Autoencoder {count(our_sd_ae):,}, dif
 # | 07 choosing f | cost vs quality over f | SD chose f = 8 (the paper's LDM-8) |
 # | 08 bits | where the bits go | why diffusion in a 48x-compressed latent is enough |
 # | 09 super-resolution | concatenation conditioning | `StableDiffusionUpscalePipeline` (the x4 upscaler concatenates the low-res image to z_t) |
-# | 10 binding | colours leak between objects | SD's known failure ("a red cube and a blue sphere"); Attend-and-Excite ships in diffusers |
+# | 10 binding | colours leak between objects | not a limitation the paper lists (its Sec. 5 names slow sequential sampling and the autoencoder's fidelity ceiling); raised by this series' seed review about SD, whose CLIP text encoder was trained only through its pooled token; Attend-and-Excite ships in diffusers |
 #
 # ## 8. Real Stable Diffusion weights (optional, nothing is downloaded)
 #
@@ -440,51 +445,51 @@ if sd is not None:
 # - A conversion must match what has no tensor: GroupNorm groups and eps, padding. Ignoring the
 #   groups leaves every weight right and the decoder wrong.
 #
-# ## Exercises (each has a check below)
-# 1. **SD 2.** Stable Diffusion 2's UNet changed `attention_head_dim` to `[5, 10, 20, 20]` (64 channels
-#    per head at every level, so the head *count* grows with the width), `cross_attention_dim` to 1024
-#    and `use_linear_projection` to True. Build it on the meta device with `SD_UNET` and those changes
-#    and pass its config to `bridge.unet_config_from_diffusers`. Which field does ldm_mini refuse, and
-#    why? Call `check_sd2(field)` with the field's name.
-# 2. **Resolution.** Predict the FLOPs of one SD UNet call at 256 x 256 (latents 32 x 32) as a
-#    fraction of the 512 x 512 call, knowing convolutions scale with the number of pixels and
-#    self-attention with its square. Then count it with `flops` on the meta device and call
-#    `check_resolution(gflops_at_256)`.
-# 3. **Guidance at s <= 1.** Run the exported pipeline and our `generate` with s = 1 and with s = 0.5 on
-#    the same `x_T`. Which agree, and why? Call `check_guidance(max_diff_s1, max_diff_s05)`.
-# 4. **Other spacings.** diffusers also offers `timestep_spacing="trailing"`. Configure the exported
-#    scheduler with it (`DDIMScheduler.from_pretrained(out / "scheduler", timestep_spacing="trailing")`),
-#    take its 50 timesteps, and call `check_trailing(timesteps)`: how does it differ from ours, and which
-#    of the two starts from the noisiest step t = 999?
+# ## Exercises
+#
+# Each exercise has a check in `ldm_mini.lessons.exercises.lesson_11`: put your answer in place of
+# `None` and run the cell; a wrong answer gets a hint, not the number. Each runs in well under a
+# minute (the meta device counts without weights).
+#
+# 1. **Code change: SD 2.** Stable Diffusion 2's UNet changed `attention_head_dim` to `[5, 10, 20, 20]`
+#    (64 channels per head at every level, so the head *count* grows with the width),
+#    `cross_attention_dim` to 1024 and `use_linear_projection` to True. Build it on the meta device
+#    with `SD_UNET` and those changes, and pass its config to `bridge.unet_config_from_diffusers`.
+#    Which field does ldm_mini refuse, and why? `answer_1`: the field's name (a string).
+# 2. **Computation: resolution.** Estimate the FLOPs of one SD UNet call at 256 x 256 (latents
+#    32 x 32) as a fraction of the 512 x 512 call, knowing that convolutions scale with the number of
+#    pixels and self-attention with its square; then count it with `flops` on the meta device.
+#    `answer_2`: GFLOPs of one call at 256 x 256 (a number).
+# 3. **Prediction: guidance at s <= 1.** Write down first: at s = 1 and at s = 0.5, will diffusers'
+#    pipeline and our `generate` give the same images? (Reread section 4's note on guidance.) Then run
+#    both from the same `x_T` (10 steps are enough). `answer_3`: the pair `(max_diff_s1, max_diff_s05)`
+#    of largest per-pixel differences, images in [0, 1].
+# 4. **Computation: other spacings.** diffusers also offers `timestep_spacing="trailing"`. Load the
+#    exported scheduler with it (`DDIMScheduler.from_pretrained(out / "scheduler",
+#    timestep_spacing="trailing")`), call `set_timesteps(50)` and read its timesteps. How do they
+#    differ from ours, and which of the two starts from the noisiest step t = 999? `answer_4`: the 50
+#    timesteps (a list of ints).
 
 # %%
-def check_sd2(field: str) -> None:
-    with torch.device("meta"):
-        sd2 = diffusers.UNet2DConditionModel(**{**SD_UNET, "attention_head_dim": [5, 10, 20, 20],
-                                               "cross_attention_dim": 1024, "use_linear_projection": True})
-    try:
-        bridge.unet_config_from_diffusers(dict(sd2.config))
-    except ValueError as error:
-        assert field in str(error) and field == "attention_head_dim", f"not quite: ldm_mini's message was\n{error}"
-        print("right: ldm_mini has one head count for all levels (UNetConfig.num_heads); SD 2 fixes the head width instead")
+from ldm_mini.lessons.exercises import lesson_11 as ex
 
+answer_1 = None  # your answer: the refused config field's name, a string
+ex.check_1(answer_1)
 
-def check_resolution(gflops_at_256: float) -> None:
-    with torch.device("meta"):
-        z, ctx = torch.zeros(1, 4, 32, 32), torch.zeros(1, 77, 768)
-    truth = flops(lambda: sd_unet(z, torch.tensor([500], device="meta"), encoder_hidden_states=ctx)) / 1e9
-    assert abs(gflops_at_256 - truth) < 0.01 * truth, f"counted on the meta device it is {truth:.1f} GFLOPs"
-    print(f"right: {truth:.1f} GFLOPs, {truth / (f_unet_sd / 1e9):.3f} of the 512 x 512 call (pure pixel scaling: 0.25)")
+# %%
+from ldm_mini.lessons.exercises import lesson_11 as ex
 
+answer_2 = None  # your answer: GFLOPs of one SD v1 UNet call on a 32 x 32 latent (256 x 256 pixels), a float
+ex.check_2(answer_2)
 
-def check_guidance(max_diff_s1: float, max_diff_s05: float) -> None:
-    assert max_diff_s1 < 2e-3, "at s = 1 both compute eps_c: they should agree"
-    assert max_diff_s05 > 1e-2, "at s = 0.5 the pipeline skips guidance (eps_c), we use eps_u + 0.5 (eps_c - eps_u)"
-    print("right: the pipeline's guidance is off for s <= 1 (do_classifier_free_guidance is guidance_scale > 1)")
+# %%
+from ldm_mini.lessons.exercises import lesson_11 as ex
 
+answer_3 = None  # your answer: (max_diff_s1, max_diff_s05), max |pipeline - generate()| per pixel in [0, 1], two floats
+ex.check_3(answer_3)
 
-def check_trailing(timesteps) -> None:
-    ts = sorted(int(t) for t in timesteps)
-    assert len(ts) == 50 and ts[-1] == 999 and ts[0] == 19, "expected 999, 979, ..., 19"
-    print("right: 'trailing' counts down from t = 999 (the noisiest step); ours and 'leading' start at 981")
+# %%
+from ldm_mini.lessons.exercises import lesson_11 as ex
 
+answer_4 = None  # your answer: the 50 'trailing' timesteps, a list of ints
+ex.check_4(answer_4)

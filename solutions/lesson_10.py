@@ -1,0 +1,51 @@
+"""Reference solutions of lesson 10's exercises (attribute binding). Try them first."""
+
+import math
+
+
+def sign_test(k, n):
+    """Two-sided exact sign test (as in the lesson)."""
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(min(k, n - k) + 1)) / 2**n)
+
+
+def solution_1():
+    """Walk k up from half of the complete images until the two-sided test says p < 0.05."""
+    from ldm_mini.experiments import load_results
+
+    r = load_results("binding")["results"]["models"]["token"]
+    complete = round(r["presence"] * r["n"])  # 199
+    k = complete // 2 + 1
+    while sign_test(k, complete) >= 0.05:
+        k += 1
+    return k
+
+
+def solution_2():
+    """Section 3's count on the 2 x 2 maps instead of the 4 x 4 ones."""
+    import ldm_mini
+    from ldm_mini.eval import classify_images, prompts
+    from ldm_mini.experiments import binding
+
+    ldm = ldm_mini.load_pretrained("shapes-kl-f4")
+    classifier = ldm_mini.load_pretrained("attribute-classifier")
+    captions = prompts.two_object_captions(48, "test", seed=0)
+    images, maps = binding.sample_with_attention(ldm, captions, steps=50, guidance=3.0, seed=0)
+    seen = classify_images(images, classifier)
+    m2 = maps[min(maps)]  # the 2 x 2 layers (the change)
+    wins = []
+    for i, (caption, s) in enumerate(zip(captions, seen)):
+        v = prompts.score_binding(caption, s)
+        rows = binding.attention_on_objects(images[i], m2[i], caption, s, ldm.tokenizer)
+        if rows is not None and (v["binding"] or v["swapped"]):
+            wins += [r["own"] > r["other"] for r in rows if r["kind"] == "colour"]
+    return sum(wins) / len(wins)
+
+
+def solution_3():
+    """Count the captions where the two models' binding flags agree."""
+    from ldm_mini.experiments import load_results
+
+    models = load_results("binding")["results"]["models"]
+    share = sum(a == b for a, b in zip(models["pooled"]["binding_flags"], models["token"]["binding_flags"])) / 200
+    print(f"the two models agree on {share:.1%} of the captions")
+    return "under 60%" if share < 0.6 else "60% to 90%" if share <= 0.9 else "over 90%"
