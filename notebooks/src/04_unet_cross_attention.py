@@ -11,8 +11,8 @@
 # - what the trained model's cross-attention maps show for each word of a caption.
 #
 # **Study time:** about 60 min (40 min reading and running, 20 min for the three exercises).
-# **Run time:** about 2 min of CPU for Run All on a free 2-core Intel Xeon (117 s at the last
-# measured rebuild; other 2-core CPUs, or shared cores, can take 1.7x or more). Nothing is trained: the shipped text-to-image model
+# **Run time:** 22 s for Run All, measured on a 2-core Intel Xeon (other 2-core CPUs, or cores
+# shared with other programs, can take 1.7x or more). Nothing is trained: the shipped text-to-image model
 # `shapes-kl-f4` (lesson 05 trains one like it) is loaded, and section 7 samples 66 images with it.
 
 # %%
