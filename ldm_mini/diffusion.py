@@ -2,11 +2,13 @@
 
 Stage 2 of the paper trains eps_theta on latents z = E(x) of the frozen autoencoder:
 
-    L_LDM = E_{z_0, eps ~ N(0, I), t} || eps - eps_theta(z_t, t, tau_theta(y)) ||^2     (paper, Eq. 2-3)
+    L_LDM = E_{z_0, eps ~ N(0, I), t} || eps - eps_theta(z_t, t, tau_theta(y)) ||^2     (paper, Eq. 4)
     z_t   = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps
 
-Nothing here knows about images or latents: every function works on any tensor x of shape
-(b, ...) with one timestep t per sample. Timesteps run from 0 (almost clean) to T - 1 (almost
+Eq. 2 is the same without the caption y, Eq. 1 the same on pixels: Ho et al.'s L_simple, the
+variational bound with its weights dropped (lesson 05 derives it). Nothing here knows about
+images or latents: every function works on any tensor x of shape (b, ...) with one timestep t
+per sample. Timesteps run from 0 (almost clean) to T - 1 (almost
 pure noise), as in the reference code.
 
 Schedules are kept in float64 on the CPU (the tiny alpha_bar_t near t = T lose digits in
@@ -162,7 +164,8 @@ class NoiseSchedule:
 def diffusion_loss(model_fn, x0: torch.Tensor, schedule: NoiseSchedule, context: torch.Tensor | None = None,
                    parameterization: str = "eps", generator: torch.Generator | None = None,
                    **model_kwargs) -> torch.Tensor:
-    """One Monte-Carlo sample of L_LDM (paper, Eq. 2): MSE between the model's prediction and its target.
+    """One Monte-Carlo sample of L_LDM (paper, Eq. 2; Eq. 4 with a context): MSE between the model's
+    prediction and its target.
 
     t ~ Uniform{0, ..., T-1} and eps ~ N(0, I), one per sample; z_t = q_sample(x0, t, eps).
     model_fn(z_t, t, context, **model_kwargs) -> prediction (called without context when it is None);

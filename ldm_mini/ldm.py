@@ -4,8 +4,8 @@
 schedule, and the frozen first stage, the autoencoder (E, D) with its latent scale, or none for
 pixel space (f = 1 without E and D: the baseline the paper compares against).
 
-``LatentDiffusion`` adds text conditioning by cross-attention. Training (the paper's Eq. 2, with
-conditioning as in Eq. 3):
+``LatentDiffusion`` adds text conditioning by cross-attention. Training (the paper's Eq. 4: its
+Eq. 2 with the caption y read through tau_theta by the cross-attention of Eq. 3):
 
     L_LDM = E_{E(x), y, eps ~ N(0, I), t} || eps - eps_theta(z_t, t, tau_theta(y)) ||^2
 
@@ -381,7 +381,7 @@ class LatentDiffusion(DiffusionModel):
 class SuperResDiffusion(DiffusionModel):
     """eps_theta(cat[z_t, resize(y)], t) with a frozen autoencoder (LDM-SR) or none (pixel SR).
 
-    Training (Eq. 2, with the conditioning fixed to y):
+    Training (the paper's Eq. 4, with y concatenated instead of read by cross-attention):
 
         L = E_{z_0, y, eps, t} || eps - eps_theta(cat[z_t, resize(y)], t) ||^2
 

@@ -101,26 +101,30 @@ def pipeline_figure():
 def show_word_maps(image: torch.Tensor, maps: dict, words: list[str], title: str):
     """Where each token is read (lessons 04 and 10): the image (3 h w in [0, 1]), then one panel
     per token and resolution, the token's cross-attention map (stretched to its own range; bright =
-    read here) over a grey copy of the image, with its mean weight written below the panel. ``maps`` is {resolution r:
-    (len(words), r, r) maps}, one row of panels per resolution."""
+    read here) over a grey copy of the image, with its mean weight. ``maps`` is {resolution r:
+    (len(words), r, r) maps}, one row of panels per resolution.
+
+    Each panel's mean weight is written *under* it and the token over the top row, and the figure
+    uses matplotlib's constrained layout, which reserves room for every label: no text is drawn
+    over an image (tight_layout left the second row's labels on the first row's images)."""
     grey = image.mean(0)
     fig, axes = plt.subplots(
-        len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.9 * len(maps)), squeeze=False
+        len(maps), len(words) + 1, figsize=(1.5 * (len(words) + 1), 1.7 * len(maps) + 0.5), squeeze=False,
+        layout="constrained",
     )
     for row, (r, m) in enumerate(maps.items()):
         axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
-        axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=8)
+        axes[row, 0].set_ylabel(f"{r}x{r} layers", fontsize=9)
         for j, word in enumerate(words):
             ax = axes[row, j + 1]
             ax.imshow(grey.numpy(), cmap="gray", vmin=0, vmax=1)
             ax.imshow(m[j].numpy(), cmap="inferno", alpha=0.7)
+            ax.set_xlabel(f"mean {m[j].mean():.2f}", fontsize=8, labelpad=2)
             if row == 0:
                 ax.set_title(word, fontsize=9)
-            # below its own panel, so it never sits over the row above
-            ax.set_xlabel(f"mean {m[j].mean():.2f}", fontsize=8, labelpad=2)
+    axes[0, 0].set_title("image", fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -10,8 +10,10 @@
 # - where the parameters sit, and why a freshly built UNet outputs exactly 0;
 # - what the trained model's cross-attention maps show for each word of a caption.
 #
-# **Time on a laptop CPU:** about half a minute. Nothing is trained; the shipped text-to-image
-# model `shapes-kl-f4` (lesson 05 trains one like it) is loaded.
+# **Study time:** about 60 min (40 min reading and running, 20 min for the three exercises).
+# **Run time:** 22 s for Run All, measured on a 2-core Intel Xeon (other 2-core CPUs, or cores
+# shared with other programs, can take 1.7x or more). Nothing is trained: the shipped text-to-image model
+# `shapes-kl-f4` (lesson 05 trains one like it) is loaded, and section 7 samples 66 images with it.
 
 # %%
 # Parameters
@@ -45,7 +47,9 @@ print(f"latent z: {ldm.latent_shape} for {ldm.config.image_size}x{ldm.config.ima
 # %% [markdown]
 # ## 1. What the denoiser computes
 #
-# The diffusion model of the paper is trained with (Eq. 2-3)
+# The paper trains its conditional denoiser with Eq. 4 (Eq. 1 is the diffusion objective on
+# pixels, Eq. 2 the same on latents z = E(x), L_LDM; Eq. 4 adds the caption y through tau_theta;
+# Eq. 3, section 4 below, is the attention that reads it):
 #
 # $$L_{LDM} = \mathbb E_{\mathcal E(x),\, y,\, \epsilon \sim \mathcal N(0, I),\, t}\Big[\big\lVert \epsilon - \epsilon_\theta\big(z_t, t, \tau_\theta(y)\big)\big\rVert_2^2\Big]:$$
 #
@@ -128,11 +132,11 @@ for j in range(n_down + 1):  # the output of conv_in / down[j-1] is concatenated
     ax.annotate("", xy=(dst, res[dst] + 0.3), xytext=(src, res[src] + 0.3),
                 arrowprops=dict(arrowstyle="->", color="gray", lw=0.7, connectionstyle="arc3,rad=-0.12"))
 for x, r, c in zip(xs, res, chans):
-    ax.text(x, r - 1.0, f"{c}", ha="center", fontsize=7, color="dimgray")
+    ax.text(x, r - 1.1, f"{c}", ha="center", va="top", fontsize=8, color="dimgray")  # below the rings
 ax.set_xticks(xs, names, rotation=45, fontsize=8)
 ax.set_ylabel("resolution (h = w)")
 ax.set_yticks([2, 4, 8])
-ax.set_ylim(0.5, 11.5)
+ax.set_ylim(-0.2, 11.5)
 ax.set_title("The UNet on 8x8 latents: down to 2x2 and back up (numbers: output channels)")
 ax.legend(fontsize=8, loc="lower left", markerscale=0.4)
 fig.tight_layout()
@@ -463,9 +467,42 @@ assert all(0.10 < mean_weight["<start>", r] < 0.21 for r in (2, 4)), "<start> ta
 #   resolutions where it attends.
 #
 # ## Exercises
-# 1. Build a `UNetConfig` with `attention_levels=(0, 1, 2)` (cross-attention also at 8 x 8). How
-#    many parameters does it add, and how much slower is one forward pass at batch 64?
-# 2. Run the masked and unmasked attention of section 5 on a long and a short caption. Which one
-#    would the model's output change more for, if you dropped the mask? Try it on the UNet.
-# 3. Average the maps of section 7 only over the first 10 (noisiest) or the last 10 DDIM steps.
-#    When in the reverse process does the model decide where the red object goes?
+#
+# Each exercise has a cell below: put your answer in `answer_K` and run the cell. The check says
+# right or not yet, and on a wrong answer gives a hint (not the number). Reference solutions are in
+# `solutions/lesson_04.py`; try first. Each runs in a few seconds.
+#
+# 1. **(computation)** Count by hand the parameters of the cross-attention layer `attn2` of
+#    `down[2]`, at 4 x 4: image features of width c = 128, tokens tau_theta(y) of width
+#    d_tau = 64, 4 heads. Read the four linear maps of Eq. 3 in `CrossAttention.__init__`
+#    (`inspect.getsource(CrossAttention)`), write the count as a sum, then compare with
+#    `count(st.blocks[0].attn2)` from section 6.
+# 2. **(code change)** Give the UNet cross-attention at 8 x 8 as well: build
+#    `UNet(dataclasses.replace(unet.config, attention_levels=(0, 1, 2)))` (`import dataclasses`).
+#    How many parameters does it add to the shipped configuration? (Then, unchecked: time one
+#    forward pass of both at batch 64. Attention at 8 x 8 compares 64 pixels with each other.)
+# 3. **(prediction)** A fresh UNet outputs exactly 0 (section 6). Give it one training step: a loss
+#    MSE(eps_theta, eps) on random inputs and `loss.backward()`. Which parameters get a non-zero
+#    gradient? Write your prediction first, as one of `"all"`, `"zero-initialised"` (the 19 zero
+#    layers) or `"final conv"` (the last convolution's weight and bias only); the check then runs
+#    the test and shows what it measured. Then look at the gradients yourself
+#    (`[n for n, p in fresh.named_parameters() if p.grad.abs().max() > 0]`) and explain them with the
+#    chain rule.
+
+# %%
+from ldm_mini.lessons.exercises import lesson_04 as ex
+
+answer_1 = None  # your answer: the parameter count of one cross-attention layer at 4 x 4 (an int)
+ex.check_1(answer_1)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_04 as ex
+
+answer_2 = None  # your answer: parameters added by attention_levels=(0, 1, 2) (an int, new count - shipped count)
+ex.check_2(answer_2)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_04 as ex
+
+answer_3 = None  # your prediction: "all", "zero-initialised" or "final conv" (a string)
+ex.check_3(answer_3)
