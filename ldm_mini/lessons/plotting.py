@@ -19,7 +19,7 @@ def to_numpy_images(images) -> np.ndarray:
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
 
 
-def show_grid(images, titles=None, ncols: int = 8, scale: float = 1.4, fontsize: int = 7, suptitle: str | None = None):
+def show_grid(images, titles=None, ncols: int = 8, scale: float = 1.4, fontsize: int = 8, suptitle: str | None = None):
     """Images in a grid, each with an optional (wrapped) title. Returns the figure."""
     x = to_numpy_images(images)
     nrows = int(np.ceil(len(x) / ncols))
