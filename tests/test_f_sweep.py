@@ -118,3 +118,18 @@ def test_samples_view_reads_the_grid(tmp_path):
     assert "f = 16" in view["title"]
     with pytest.raises(ValueError, match="f=4 is not in these results"):
         f_sweep.samples_view(record, 4, results_dir=tmp_path)
+
+
+def test_fd_floor_grows_as_sets_shrink():
+    big, small = f_sweep.fd_floor(n=100, draws=3), f_sweep.fd_floor(n=50, draws=3)
+    assert len(big["values"]) == 3 and big["sd"] >= 0
+    # real against real is not 0 at these sizes (measured ~206 at n = 100, ~460 at n = 50) ...
+    assert 100 < big["mean"] < 350, big
+    # ... and halving the set roughly doubles it: the covariance noise grows as 1 / n
+    assert small["mean"] > 1.5 * big["mean"], (small, big)
+
+
+def test_reconstruction_score_is_a_ceiling_that_falls_with_f():
+    good, coarse = f_sweep.reconstruction_score(4, n=40), f_sweep.reconstruction_score(16, n=40)
+    assert good > 0.9, "ae-kl-f4 (30 dB) keeps what the classifier reads (1.00 on 100 images)"
+    assert coarse < good - 0.2, "ae-kl-f16 (21.6 dB) loses about half the prompts (0.50 on 100 images)"

@@ -306,3 +306,42 @@ def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
             f"prompt accuracy at f = {best_acc}",
     )
     return lines
+
+
+# ---------------------------------------------------------------- the evidence yardsticks (lesson 07)
+
+
+@torch.no_grad()
+def fd_floor(n: int = 100, draws: int = 8, classifier=None, seed: int = 0) -> dict:
+    """How far apart two sets of *real* images are in FD, at ``n`` images per set.
+
+    The reference is the first ``n`` held-out test images (the sweep's reference set); each draw
+    compares it with the next ``n`` test images. A model that drew perfect images (for other
+    captions) would land around ``mean``; ``sd`` is how much an FD of n images moves when the
+    images are redrawn: the yardstick for "is this FD difference real?". Small n gives a high
+    floor (the covariances of 128 features are estimated from n images).
+    """
+    from ..eval.measures import embed_images, frechet_distance_from_features
+
+    classifier = classifier if classifier is not None else load_pretrained(CLASSIFIER)
+    features = embed_images(images_uint8(load_shapes(n * (draws + 1), "test", seed=seed)), classifier)
+    values = [frechet_distance_from_features(features[:n], features[n * k : n * (k + 1)]) for k in range(1, draws + 1)]
+    mean = sum(values) / draws
+    sd = (sum((v - mean) ** 2 for v in values) / (draws - 1)) ** 0.5
+    return {"n": n, "values": values, "mean": mean, "sd": sd}
+
+
+@torch.no_grad()
+def reconstruction_score(f: int, n: int = 100, classifier=None, seed: int = 0) -> float:
+    """The prompt score (``prompt_score``) of the autoencoder ae-kl-f{f}'s reconstructions D(E(x))
+    of the first ``n`` test images, judged against their own captions: the ceiling that the
+    autoencoder puts on any LDM at this f (the LDM's samples pass through the same D)."""
+    from ..data import to_image_range
+
+    classifier = classifier if classifier is not None else load_pretrained(CLASSIFIER)
+    test = load_shapes(n, "test", seed=seed)
+    ae = load_pretrained(ae_name("kl", f))
+    ae.eval()
+    x = to_model_range(images_uint8(test))
+    reconstructions = to_image_range(ae.decode(ae.encode_latent(x)))
+    return prompt_score(prompt_accuracy(test["caption"], reconstructions, classifier))
