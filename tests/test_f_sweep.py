@@ -61,42 +61,6 @@ def test_tiny_sweep_writes_results(tmp_path):
     json.dumps(record)  # all of it is plain JSON
 
 
-def _record(models):
-    return {"results": {"models": {str(f): m for f, m in models.items()}}}
-
-
-def _model(sps, fd, acc, ips):
-    return {
-        "seconds_per_step": sps,
-        "curve": [{"step": 600, "fd": fd, "accuracy": acc}],
-        "throughput": [{"ddim_steps": 50, "images_per_s": ips, "fd": fd, "accuracy": acc}],
-    }
-
-
-def test_verdicts_follow_the_numbers():
-    paper_like = _record(
-        {
-            1: _model(1.0, 90, 0.3, 1),
-            4: _model(0.1, 20, 0.8, 30),
-            8: _model(0.05, 25, 0.7, 60),
-            16: _model(0.04, 60, 0.4, 70),
-        }
-    )
-    lines = f_sweep.verdicts(paper_like)
-    assert len(lines) == 5 and all(line.startswith("held") for line in lines), lines
-    reversed_ = _record(
-        {
-            1: _model(1.0, 10, 0.9, 1),
-            4: _model(0.1, 20, 0.8, 30),
-            8: _model(0.05, 25, 0.7, 60),
-            16: _model(0.04, 15, 0.4, 70),
-        }
-    )
-    lines = f_sweep.verdicts(reversed_)
-    # f=1 best, f=16 beats 4/8, sweet spot off
-    assert sum(line.startswith("did not hold") for line in lines) == 3, lines
-
-
 def test_samples_view_reads_the_grid(tmp_path):
     profile = Profile(n_train=128, n_eval=8)
     f_sweep.run(
