@@ -227,3 +227,29 @@ def test_shipped_pixel_model_is_a_sensible_likelihood_model():
     untrained = evaluate_bound(lambda x, t: torch.zeros_like(x), x0, model.schedule, steps=20, seed=0)
     assert r["total_bits"] < untrained["total_bits"] / 5
     assert r["distortion"][-1] > 5 * r["distortion"][0]  # the guess improves from t = T to t = 0
+
+
+def test_plot_rate_distortion_log_axis_shows_the_semantic_region():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = torch.arange(0, 1000, 100)
+    rate = torch.logspace(-0.3, -3.5, 10)  # bits spent so far fall with t (index 0 is t = 0)
+    distortion = torch.linspace(0.5, 120.0, 10)
+    results = {"rate": rate.tolist(), "distortion": distortion.tolist(), "total_bits": 2.5,
+               "split": split_point(t, rate, distortion, total_bits=2.5)}
+    from ldm_mini.experiments.bits import plot_rate_distortion
+
+    fig = plot_rate_distortion(results, log_rate=True)
+    ax = fig.axes[0]
+    left, right = ax.get_xlim()
+    assert ax.get_xscale() == "log" and 0 < left < rate.min().item() and right > 2.5
+    # on the log axis the semantic band (up to the split's rate) spans a visible part of the width
+    share = (math.log(results["split"]["rate"]) - math.log(left)) / (math.log(right) - math.log(left))
+    assert share > 0.05, share
+    plt.close(fig)
+    fig = plot_rate_distortion(results)
+    assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlim()[0] == 0
+    plt.close(fig)

@@ -255,54 +255,40 @@ def samples_view(record: dict, f: int, manifest: dict | None = None, results_dir
     return {"grid": grid, "title": title, "fd": final["fd"], "accuracy": final["accuracy"]}
 
 
-def verdicts(record: dict, sweet_spot: tuple[int, ...] = (4, 8)) -> list[str]:
-    """The paper's claims about f, each checked against measured results: one line per claim,
-    starting with "held" or "did not hold", with the numbers that decide it."""
-    models = {int(f): m for f, m in record["results"]["models"].items()}
-    S = (
-        50
-        if any(r["ddim_steps"] == 50 for r in next(iter(models.values()))["throughput"])
-        else models[min(models)]["throughput"][-1]["ddim_steps"]
-    )
-    final = {f: m["curve"][-1] for f, m in models.items()}
-    speed = {f: next(r["images_per_s"] for r in m["throughput"] if r["ddim_steps"] == S) for f, m in models.items()}
-    step = {f: m["seconds_per_step"] for f, m in models.items()}
-    mid = [f for f in sweet_spot if f in models]
-    lines = []
+# ---------------------------------------------------------------- the evidence yardsticks (lesson 07)
 
-    def claim(ok: bool, text: str) -> None:
-        lines.append(f"{'held' if ok else 'did not hold'}: {text}")
 
-    if 1 in models and mid:
-        best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(
-            all(step[1] > step[f] for f in models if f != 1),
-            f"pixel space (f = 1) trains slowest per step: {step[1]:.3f} s vs "
-                f"{', '.join(f'f={f} {step[f]:.3f} s' for f in models if f != 1)}",
-        )
-        claim(
-            all(speed[1] < speed[f] for f in models if f != 1),
-            f"pixel space samples slowest (DDIM-{S}): {speed[1]:.1f} images/s vs f={best_mid} "
-                f"{speed[best_mid]:.1f} ({speed[best_mid] / speed[1]:.0f}x)",
-        )
-        claim(
-            final[best_mid]["fd"] < final[1]["fd"],
-            f"after the same {final[1]['step']} steps, f={best_mid} beats f = 1: FD {final[best_mid]['fd']:.1f} "
-                f"vs {final[1]['fd']:.1f}, accuracy {final[best_mid]['accuracy']:.2f} vs {final[1]['accuracy']:.2f}",
-        )
-    big = max(models)
-    if mid and big not in mid:
-        best_mid = min(mid, key=lambda f: final[f]["fd"])
-        claim(
-            final[big]["fd"] > final[best_mid]["fd"],
-            f"the largest factor f = {big} falls behind f = {best_mid}: FD {final[big]['fd']:.1f} vs "
-                f"{final[best_mid]['fd']:.1f}",
-        )
-    best_fd = min(models, key=lambda f: final[f]["fd"])
-    best_acc = max(models, key=lambda f: final[f]["accuracy"])
-    claim(
-        best_fd in sweet_spot and best_acc in sweet_spot,
-        f"the sweet spot is f in {{{', '.join(map(str, sweet_spot))}}}: lowest FD at f = {best_fd}, highest "
-            f"prompt accuracy at f = {best_acc}",
-    )
-    return lines
+@torch.no_grad()
+def fd_floor(n: int = 100, draws: int = 8, classifier=None, seed: int = 0) -> dict:
+    """How far apart two sets of *real* images are in FD, at ``n`` images per set.
+
+    The reference is the first ``n`` held-out test images (the sweep's reference set); each draw
+    compares it with the next ``n`` test images. A model that drew perfect images (for other
+    captions) would land around ``mean``; ``sd`` is how much an FD of n images moves when the
+    images are redrawn: the yardstick for "is this FD difference real?". Small n gives a high
+    floor (the covariances of 128 features are estimated from n images).
+    """
+    from ..eval.measures import embed_images, frechet_distance_from_features
+
+    classifier = classifier if classifier is not None else load_pretrained(CLASSIFIER)
+    features = embed_images(images_uint8(load_shapes(n * (draws + 1), "test", seed=seed)), classifier)
+    values = [frechet_distance_from_features(features[:n], features[n * k : n * (k + 1)]) for k in range(1, draws + 1)]
+    mean = sum(values) / draws
+    sd = (sum((v - mean) ** 2 for v in values) / (draws - 1)) ** 0.5
+    return {"n": n, "values": values, "mean": mean, "sd": sd}
+
+
+@torch.no_grad()
+def reconstruction_score(f: int, n: int = 100, classifier=None, seed: int = 0) -> float:
+    """The prompt score (``prompt_score``) of the autoencoder ae-kl-f{f}'s reconstructions D(E(x))
+    of the first ``n`` test images, judged against their own captions: the ceiling that the
+    autoencoder puts on any LDM at this f (the LDM's samples pass through the same D)."""
+    from ..data import to_image_range
+
+    classifier = classifier if classifier is not None else load_pretrained(CLASSIFIER)
+    test = load_shapes(n, "test", seed=seed)
+    ae = load_pretrained(ae_name("kl", f))
+    ae.eval()
+    x = to_model_range(images_uint8(test))
+    reconstructions = to_image_range(ae.decode(ae.encode_latent(x)))
+    return prompt_score(prompt_accuracy(test["caption"], reconstructions, classifier))

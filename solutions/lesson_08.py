@@ -1,0 +1,21 @@
+"""Reference solutions of lesson 08's exercises (try them first)."""
+
+from ldm_mini.experiments import bits, load_results
+
+
+def solution_1():
+    res = load_results("bits")["results"]
+    return res["decoder_bits"] / res["total_bits"]
+
+
+def solution_2():
+    # section 4's split cell with fraction = 0.99
+    res = load_results("bits")["results"]
+    split = bits.split_point(res["t"], res["rate"], res["distortion"], res["total_bits"], fraction=0.99)
+    return split["perceptual_share"]
+
+
+def solution_3():
+    # written down before running: looser (section 2), and each of the 20 steps bridges five of the
+    # 100; the decoder's L_0 (three quarters of the bound) does not change, so it cannot double
+    return "10% to 100% higher"
