@@ -4,7 +4,7 @@
 def solution_1():
     H = W = 512
     f, c = 8, 4
-    return (H * W * 3) / ((H // f) * (W // f) * c)  # 48.0
+    return (H // f) * (W // f) * c  # 16384, 48x fewer than the 786432 pixels' numbers
 
 
 def solution_2():

@@ -10,7 +10,7 @@
 # - what each later lesson builds, and the symbols every lesson uses (section 7).
 #
 # **Study time:** about 30 minutes (20 to read, 10 for the three exercises at the end).
-# **Run time:** RUNTIME_PLACEHOLDER
+# **Run time:** about 8 s for Run All on 2 CPU cores (measured when this notebook was rebuilt, on an "Intel(R) Xeon(R) Processor"; other 2-core CPUs can take up to ~1.7x as long).
 #
 # Every lesson starts with the same *parameters cell*: the profile ("quick" for a CPU,
 # "full" for a GPU), the seed and the device. Change them there, nowhere else.
@@ -256,8 +256,8 @@ print("DDIM timesteps for S = 5:", ddim_timesteps(1000, 5).tolist())
 # hint, not the number. Reference solutions are in `solutions/lesson_00.py` (try first).
 #
 # 1. **Computation.** Stable Diffusion v1 generates 512 x 512 RGB images with f = 8 and c = 4.
-#    How many times fewer numbers does its denoiser handle per step than a pixel-space model of the
-#    same images? (`ex.check_1`; answer a number.)
+#    How many numbers does its denoiser handle at each step? Then compare with section 5's table:
+#    why is the ratio to the pixels the same as our f = 8 row? (`ex.check_1`; answer an int.)
 # 2. **Code change.** Write a function `n_tokens(caption)` that returns how many of the caption's
 #    L = 16 token positions are real (not padding), using `tokenizer` and `tokenizer.mask` from
 #    section 4. Pass the function itself: `answer_2 = n_tokens` (`ex.check_2`). Before you run it:
@@ -270,7 +270,7 @@ print("DDIM timesteps for S = 5:", ddim_timesteps(1000, 5).tolist())
 # %%
 from ldm_mini.lessons.exercises import lesson_00 as ex
 
-answer_1 = None  # your answer: a number, (numbers per 512 x 512 x 3 image) / (numbers per latent)
+answer_1 = None  # your answer: an int, the numbers in one latent of Stable Diffusion v1
 ex.check_1(answer_1)
 
 # %%

@@ -1,6 +1,6 @@
 """Lesson 00 (overview): three exercises that check themselves.
 
-1. computation: how many times fewer numbers Stable Diffusion's denoiser handles than pixels;
+1. computation: how many numbers Stable Diffusion's denoiser handles per step;
 2. code change: a function that counts a caption's real (non-padding) tokens;
 3. prediction: do two-object images ever repeat a colour?
 """
@@ -16,16 +16,18 @@ def latent_ratio(H: int, W: int, f: int, c: int) -> float:
 
 
 def check_1(answer) -> "Verdict":  # noqa: F821
-    """Stable Diffusion v1: 512 x 512 RGB images, f = 8, c = 4. How many times fewer numbers per step?"""
+    """Stable Diffusion v1: 512 x 512 RGB images, f = 8, c = 4. How many numbers does its denoiser see per step?"""
     name = "lesson 00, exercise 1"
     if answer is None:
-        return unanswered(name, "answer_1 = a number: (numbers in a 512 x 512 x 3 image) / (numbers in its latent)")
-    truth = latent_ratio(512, 512, 8, 4)
+        return unanswered(name, "answer_1 = an int: the numbers in the latent of a 512 x 512 image at f = 8, c = 4")
+    H = W = 512
+    truth = (H // 8) * (W // 8) * 4
     return judge(
-        name, close(answer, truth, rel=1e-3),
-        f"{truth:.0f}x: 3 H W / ((H/f)(W/f) c) = 3 f^2 / c, whatever H and W. Our f = 4, c = 4 gives 12x.",
-        "count both sides: the image has 3 H W numbers (three colour channels), the latent "
-        "(H/f) x (W/f) x c. The factor f shrinks both height and width; c replaces the 3 channels.",
+        name, close(answer, truth),
+        f"{truth}: (512/8) x (512/8) x 4 = 64 x 64 x 4, {latent_ratio(H, W, 8, 4):.0f}x fewer than the "
+        f"{3 * H * W} numbers of the image (3 f^2 / c, whatever H and W).",
+        "the latent is h x w x c with h = H / f and w = W / f: f shrinks both height and width, and c "
+        "replaces the image's 3 colour channels. Count the latent, not the image, and not the ratio.",
     )
 
 
@@ -92,7 +94,7 @@ def check_3(answer) -> "Verdict":  # noqa: F821
 
 
 WRONG = {
-    1: [64, 12, 192, 1 / 48],  # f^2 (forgets the channels), our f = 4 ratio, 3 f^2 (forgets c), upside down
+    1: [3 * 512 * 512, 48, 64 * 64, 64 * 64 * 3, 128 * 128 * 4],  # the image, the ratio, forgets c, c = 3, f = 4
     2: [lambda caption: len(caption.split()),  # forgets <start>
         lambda caption: 16,  # counts the padding too
         lambda caption: len(caption.split()) + 2],  # an <end> token the tokenizer does not have
