@@ -7,9 +7,10 @@
 # - the built-in data this course trains on: captioned shapes, drawn on your machine, and crops
 #   of photographs that ship inside scikit-image (nothing is downloaded);
 # - how a caption becomes tokens for the text encoder tau_theta;
-# - what each later lesson builds.
+# - what each later lesson builds, and the symbols every lesson uses (section 7).
 #
-# **Time on a laptop CPU:** under a minute (the dataset is drawn once and cached).
+# **Study time:** about 30 minutes (20 to read, 10 for the three exercises at the end).
+# **Run time:** about 8 s for Run All on 2 CPU cores (measured when this notebook was rebuilt, on an "Intel(R) Xeon(R) Processor"; other 2-core CPUs can take up to ~1.7x as long).
 #
 # Every lesson starts with the same *parameters cell*: the profile ("quick" for a CPU,
 # "full" for a GPU), the seed and the device. Change them there, nowhere else.
@@ -176,13 +177,73 @@ for f in (1, 2, 4, 8, 16):
 # | 02 The autoencoder | E, D, KL-reg and VQ-reg, the factor f | Sec. 3.1, Tab. 8 |
 # | 03 Forward noising | q(z_t given z_0), noise schedules, signal-to-noise | Sec. 3.2 |
 # | 04 The UNet and cross-attention | eps_theta, tau_theta, Q from the image, K and V from text | Sec. 3.3, Fig. 3 |
-# | 05 Training the LDM | the loss of Eq. 2 on cached latents | Sec. 3.2-3.3 |
+# | 05 Training the LDM | the loss of Eq. 2, conditioned on the caption (Eq. 4), on cached latents | Sec. 3.2-3.3 |
 # | 06 Sampling | DDPM, DDIM, classifier-free guidance | Sec. 4.3 |
 # | 07 Choosing f | quality and speed against f | Fig. 6, Fig. 7 |
 # | 08 Where the bits go | rate vs distortion along the reverse process | Fig. 2 |
 # | 09 Super-resolution | concatenation conditioning | Tab. 5 |
-# | 10 Attribute binding | where conditioning fails | Sec. 5 (limitations) |
+# | 10 Attribute binding | where conditioning fails | the limitation the seed review raises; Sec. 3.3 |
+# | 11 To Stable Diffusion | our model beside SD v1, component by component | Sec. 4.3, Fig. 3 |
 #
+# ## 7. The symbols of the series
+#
+# Every later lesson writes the same symbol for the same thing, in its text and in its code.
+# Come back to this table when a lesson uses a symbol you do not remember. The "in code"
+# column gives the name in the `ldm_mini` package (`ae` an autoencoder, `schedule` a
+# `NoiseSchedule`, `ldm` a text-to-image `LatentDiffusion`); the cell after the table looks
+# each one up, so the table cannot drift away from the code.
+#
+# | symbol | in code | meaning |
+# |---|---|---|
+# | x | `x` (`x0` for a clean image) | image, H x W x 3, model range [-1, 1] |
+# | E, D | `ae.encode_latent(x)`, `ae.decode(z)` | encoder, decoder of the autoencoder (`ae.encode(x)` gives KL-reg's posterior q(z given x), not z) |
+# | f | `ae.config.f` | downsampling factor, h = H / f, w = W / f |
+# | c | `ae.config.latent_channels` | channels of the latent |
+# | z = z_0 | `z0` | the latent the diffusion model sees, scaled: z_0 = scale * E(x) |
+# | scale | `ae.scale_factor` | 1 / std(E(x)) on training images; decode with D(z_0 / scale) |
+# | t, T | `t`, `schedule.T` | timestep 0..T-1 (code counts from 0: the paper's t = 1 is `t = 0`), T = 1000 |
+# | beta_t, alpha_t, alpha_bar_t | `schedule.betas`, `schedule.alphas`, `schedule.alphas_cumprod` | noise schedule; alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s |
+# | SNR(t) | `schedule.snr(t)` | alpha_bar_t / (1 - alpha_bar_t) |
+# | eps | `eps`, `noise` | Gaussian noise N(0, I) |
+# | z_t | `z_t` = `schedule.q_sample(z0, t, noise)` | noised latent sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps |
+# | eps_theta(z_t, t, tau_theta(y)) | `ldm.eps(z_t, t, tokens)` (it calls `ldm.unet(z_t, t, context)`) | the denoiser's noise prediction |
+# | x0_hat (z0_hat) | `x0_hat` = `schedule.predict_x0_from_eps(z_t, t, eps)` | predicted clean latent (z_t - sqrt(1 - alpha_bar_t) eps_theta) / sqrt(alpha_bar_t) |
+# | y, tau_theta | `caption`, `ldm.text_encoder` | the caption and the text encoder; tau_theta(y) = `ldm.context(ldm.tokens(captions))[0]` is b L d |
+# | s | `guidance` (of `ldm.generate`) | classifier-free guidance scale: eps_u + s (eps_c - eps_u) |
+# | S, tau_i | `steps`, `ddim_timesteps(T, steps)` | number of sampling steps and the timesteps they visit |
+# | eta, sigma_i | `eta` | DDIM stochasticity; eta = 0 deterministic, eta = 1 DDPM's variance |
+# | v | `parameterization="v"` | v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) z_0 (`schedule.v_from_eps_x0`) |
+# | K | `ae.config.vq_codebook_size` | VQ codebook size |
+# | R, bits/dim | `ldm_mini.rate` | rate in bits per image dimension (3 H W) |
+#
+# Two names differ from what you may meet elsewhere: the code calls alpha_bar_t `alphas_cumprod`
+# (as the paper's reference code and diffusers do) and the guidance scale s `guidance`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Look up every "in code" name of the table in the package: a renamed function would fail here.
+import inspect
+from dataclasses import fields
+
+from ldm_mini.autoencoder import Autoencoder, AutoencoderConfig
+from ldm_mini.diffusion import NoiseSchedule
+from ldm_mini.ldm import DiffusionConfig, LatentDiffusion
+from ldm_mini.sampling import ddim_timesteps
+
+schedule = NoiseSchedule.linear()
+names = {
+    "schedule": [n for n in ("T", "betas", "alphas", "alphas_cumprod", "snr", "q_sample", "predict_x0_from_eps", "v_from_eps_x0") if not hasattr(schedule, n)],
+    "ae": [n for n in ("encode_latent", "decode", "encode") if not hasattr(Autoencoder, n)],
+    "ae.config": [n for n in ("f", "latent_channels", "vq_codebook_size") if n not in {f.name for f in fields(AutoencoderConfig)}],
+    "ldm": [n for n in ("eps", "tokens", "context", "generate") if not hasattr(LatentDiffusion, n)],
+    "ldm.generate": [n for n in ("steps", "guidance", "eta") if n not in inspect.signature(LatentDiffusion.generate).parameters],
+    "config": [n for n in ("parameterization", "T") if n not in {f.name for f in fields(DiffusionConfig)}],
+}
+print("missing names:", {k: v for k, v in names.items() if v} or "none")
+print("ae has scale_factor:", "scale_factor" in dict(Autoencoder(AutoencoderConfig()).named_buffers()))
+print("DDIM timesteps for S = 5:", ddim_timesteps(1000, 5).tolist())
+
+# %% [markdown]
 # ## Summary
 # - An LDM = an autoencoder (E, D) trained once for *perceptual* compression, plus a diffusion
 #   model trained in its latent space for *semantic* compression.
@@ -190,8 +251,36 @@ for f in (1, 2, 4, 8, 16):
 # - Our data is drawn on your machine and every attribute is known, so every claim can be measured.
 #
 # ## Exercises
-# 1. Draw the dataset at 64 x 64 (`load_shapes(..., image_size=64)`): how many numbers does an
-#    f = 8 latent with c = 4 hold, compared with the 32 x 32 image at f = 4?
-# 2. Find the longest caption the grammar can produce. How many tokens does it take?
-# 3. Why do two-object images always use two different colours and two different shapes?
-#    (Hint: lesson 10.)
+#
+# Each exercise has a check: put your answer in `answer_K` and run the cell. A wrong answer gets a
+# hint, not the number. Reference solutions are in `solutions/lesson_00.py` (try first).
+#
+# 1. **Computation.** Stable Diffusion v1 generates 512 x 512 RGB images with f = 8 and c = 4.
+#    How many numbers does its denoiser handle at each step? Then compare with section 5's table:
+#    why is the ratio to the pixels the same as our f = 8 row? (`ex.check_1`; answer an int.)
+# 2. **Code change.** Write a function `n_tokens(caption)` that returns how many of the caption's
+#    L = 16 token positions are real (not padding), using `tokenizer` and `tokenizer.mask` from
+#    section 4. Pass the function itself: `answer_2 = n_tokens` (`ex.check_2`). Before you run it:
+#    how many tokens does the empty caption "" take?
+# 3. **Prediction.** In the two-object images, how often do the two objects have the same colour:
+#    `"never"`, `"sometimes"` or `"often"`? Write your guess first, then count it in `train`
+#    (the columns `colour1` and `colour2`; `colour2` is `"none"` for one object), then run
+#    `ex.check_3`. Why would a course that measures attribute binding (lesson 10) want this?
+
+# %%
+from ldm_mini.lessons.exercises import lesson_00 as ex
+
+answer_1 = None  # your answer: an int, the numbers in one latent of Stable Diffusion v1
+ex.check_1(answer_1)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_00 as ex
+
+answer_2 = None  # your answer: a function n_tokens(caption: str) -> int
+ex.check_2(answer_2)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_00 as ex
+
+answer_3 = None  # your answer: "never", "sometimes" or "often"
+ex.check_3(answer_3)

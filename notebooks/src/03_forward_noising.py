@@ -11,8 +11,13 @@
 # - what noise looks like in pixel space and in the f = 4 latent space of the autoencoder of
 #   lesson 02, decoded back to images.
 #
-# **Time on a laptop CPU:** about half a minute. Nothing is trained; the shipped KL-f4 autoencoder
-# `ae-kl-f4` is loaded.
+# **Study time:** about 60 minutes (40 to read and check the derivation, 20 for the three exercises).
+# **Run time:** RUNTIME_PLACEHOLDER Nothing is trained; the shipped KL-f4 autoencoder `ae-kl-f4`
+# is loaded.
+#
+# Symbols follow the series' table (lesson 00, section 7): z_0 = scale * E(x) (`z0`), z_t (`z_t`),
+# beta_t, alpha_t, alpha_bar_t (`schedule.betas`, `schedule.alphas`, `schedule.alphas_cumprod`),
+# SNR(t) (`schedule.snr(t)`), eps (`eps`, `noise`).
 #
 # In the paper (Sec. 3.2) the diffusion model never sees pixels: it learns to undo noise on the
 # latents z = E(x) of the autoencoder. This lesson builds the noise it learns to undo.
@@ -364,30 +369,46 @@ if N_IMAGES == 200:
     assert all(a >= p for a, p in zip(accuracy["latent D(z_t)"], accuracy["pixel x_t"])), "the decoded latent holds on longer than the pixels"
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
+from ldm_mini.data import ATTRIBUTE_VALUES
+
+# baselines from the labels alone: guess each head uniformly, or always answer its most frequent class
+chance = float(np.mean([1 / len(values) for values in ATTRIBUTE_VALUES.values()]))
+majority = float(np.mean([torch.bincount(y).max().item() / len(y) for y in labels.values()]))
+print(f"uniform guessing: {chance:.0%}; always the most frequent class: {majority:.0%}")
+if N_IMAGES == 200:  # counted from the labels: the same on every machine
+    assert round(100 * majority) == 45 and round(100 * chance) == 26, "the text below quotes 45% and 26%"
+
+fig, ax = plt.subplots(figsize=(7, 3.8))
 for name, marker in (("pixel x_t", "o-"), ("latent D(z_t)", "s-")):
     ax.plot(T_ACC, [100 * v for v in accuracy[name]], marker, label=name)
+ax.axhline(100 * majority, color="gray", lw=1, ls="--", label=f"always the most frequent class ({majority:.0%})")
+ax.axhline(100 * chance, color="gray", lw=1, ls=":", label=f"uniform guessing ({chance:.0%})")
+ax.axvline(354, color="tab:purple", lw=0.8, ls="-.")
+ax.text(362, 88, "latent:\nSNR(t) = 1\n(t = 354)", fontsize=8, color="tab:purple")
 ax.set_xlabel("timestep t")
 ax.set_ylabel("attributes read correctly [%]")
-ax.set_ylim(0, 101)
+ax.set_ylim(0, 102)
 ax.set_title("How long the content survives the forward process")
-ax.legend()
+ax.legend(fontsize=8, loc="upper right")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Both curves start at the classifier's clean accuracy (100%) and fall to what it reads from pure
-# noise (under a third of the attributes). The content fades over
-# the band where log SNR crosses 0, from t of about 150 to 600, and by t = 800 little is left in
-# either space. The decoded latent holds on longer than the pixels: partly the std effect above,
-# partly because D turns even a noisy latent into a clean-looking picture, which suits a classifier
-# trained on clean pictures better than salt-and-pepper does.
+# Both curves start at the classifier's clean accuracy (100%) and end near 30%, what it reads from
+# almost pure noise: above uniform guessing (26%) but *below* the 45% that always answering the most
+# frequent class would get, so at the end the classifier is misled by the noise rather than neutral.
+# The content fades over t of about 150 to 600, around t = 354 where the latent's SNR(t) = 1; the
+# pixels fall below the majority baseline by t = 500, the decoded latent by t = 600. The decoded
+# latent holds on longer than the pixels: partly the std effect above (the pixels' real SNR is
+# 0.15 SNR(t), so it reaches 1 much earlier than t = 354: exercise 1 finds where), partly because D turns even a
+# noisy latent into a clean-looking picture, which suits a classifier trained on clean pictures
+# better than salt-and-pepper does.
 #
 # For the diffusion model this says where its work is. Above t = 800 the input is almost pure
 # noise and eps_theta can do little but guess the data's average; the *semantic* decisions (which
 # object, which colour, where) are made in the middle band; below t = 100 only detail changes.
-# Lesson 06 shows the same from the other end: the predicted z0_hat of DDIM settles its layout in
-# the first third of the sampling steps.
+# Lesson 06 shows the same from the other end: DDIM's guess z0_hat shows the coarse layout and the
+# colours first, and sharpens the edges only in the last steps.
 
 # %% [markdown]
 # ## 7. Try it: the t slider
@@ -417,9 +438,46 @@ panel = noising_panel(x0[3], z0[3], {"linear (LDM)": schedule, "cosine": schedul
 #   band of t (log SNR near 0) in both spaces.
 #
 # ## Exercises
-# 1. Remove the latent scale (noise E(x) instead of scale * E(x)). At which t does the decoded
-#    image lose its content now? Explain with the std printed in section 5 and the SNR formula.
-# 2. Build `NoiseSchedule.linear(beta_start=0.0001, beta_end=0.02)` (linear in sqrt(beta) but with
-#    DDPM's range). Where does its log SNR cross 0, compared with the two linear schedules above?
-# 3. In section 3, print max |chain - q_sample| itself, then run the chain in float32. How large does
-#    the difference get after 1000 steps, and why does `NoiseSchedule` keep alpha_bar_t in float64?
+#
+# Each exercise has a check: put your answer in `answer_K` and run the cell. A wrong answer gets a
+# hint, not the number. Reference solutions are in `solutions/lesson_03.py` (try first). Each runs
+# in seconds.
+#
+# 1. **Computation.** Data with standard deviation sigma has the real signal-to-noise ratio
+#    sigma^2 SNR(t) under q(z_t | z_0). For the lesson's pixels (sigma = `x0.std()`, printed in
+#    section 5) and the LDM schedule, at which t does it first fall below 1? Compare with t = 354
+#    for unit-variance data. (`ex.check_1`; answer an int.)
+# 2. **Code change.** Remove the latent scale: write `noised_without_scale(x0, t, eps)` that
+#    encodes `x0` with `ae.encode_latent` (no `ae.scale_factor`), noises it with `schedule.q_sample`,
+#    and decodes with `ae.decode` (nothing to divide out), clamped to [-1, 1]. `eps` has the latent's
+#    shape. Pass the function: `answer_2 = noised_without_scale` (`ex.check_2`).
+# 3. **Prediction.** Without the scale, does the decoded content vanish at an `"earlier"`, a
+#    `"later"` or the `"same"` t as with it? Write your guess (think of the std of E(x) printed in
+#    section 5), then run the cell: once `answer_2` and `answer_3` are set, it first measures section
+#    6's accuracy again with your function in place of D(z_t / scale), then checks your guess.
+
+# %%
+from ldm_mini.lessons.exercises import lesson_03 as ex
+
+answer_1 = None  # your answer: an int, the first t with std(x_0)^2 * SNR(t) < 1
+ex.check_1(answer_1)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_03 as ex
+
+answer_2 = None  # your answer: a function noised_without_scale(x0, t, eps) -> images in [-1, 1]
+ex.check_2(answer_2)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_03 as ex
+
+answer_3 = None  # your answer: "earlier", "later" or "same"
+if answer_3 is not None and callable(answer_2):  # the test: section 6's measurement, with and without the scale
+    for t in T_ACC:
+        tt = torch.full((len(x0),), t)
+        scaled = decode(schedule.q_sample(z0, tt, eps_lat))
+        unscaled = answer_2(x0, tt, eps_lat)
+        accs = [np.mean(list(classifier_accuracy(classifier, to_uint8(img), labels).values()))
+                for img in (scaled, unscaled)]
+        print(f"t = {t:>3}: attributes read with the scale {accs[0]:4.0%}, without {accs[1]:4.0%}")
+ex.check_3(answer_3)
