@@ -2,7 +2,7 @@
 # # 02b · The latent space: its scale, a look inside, and why it is a 2D grid
 #
 # Lesson 02 built and measured the autoencoder E, D. This lesson looks at what the diffusion model
-# of lessons 03-06 will actually work on: the latent z = E(x).
+# of lessons 03-06 will actually work on: the latent z_0 = scale * E(x).
 #
 # **What you will learn**
 # - the **latent scale factor** scale = 1 / std(E(x)) (the reference code's `scale_by_std`),
@@ -113,9 +113,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **The latent is not N(0, I).** A popular review of the paper (the seed this course grew from)
-# says that because the autoencoder assumes a standard normal prior, "the encoded distribution of
-# real images follows N(0, I)", and so do the diffusion model's samples. The histogram says
+# **The latent is not N(0, I).** A popular review of the paper (the one this course started from)
+# says, in translation, that because the autoencoder assumes a standard normal prior, "the encoded
+# distribution of real images follows N(0, I)", and so do the diffusion model's samples. The histogram says
 # otherwise. Unscaled, E(x) has mean +0.36 and std 2.47, far from (0, 1): the KL weight of 1e-6
 # barely pulls it. After the scale factor, z_0 has std 1.000 by construction, but its mean is still
 # +0.146, and its shape is not the dashed Gaussian: several bumps instead of one bell, a sharp
@@ -124,7 +124,7 @@ plt.show()
 #
 # That is fine. The diffusion model's job is to learn exactly this distribution; the scale factor
 # only makes sure its noise schedule starts and ends where it should. What *is* N(0, I) is the
-# noise eps, and, after the last forward step, z_T (almost: the SNR above is 0.005, not 0).
+# noise eps, and, after the last forward step, z_{T-1} (almost: the SNR above is 0.005, not 0).
 
 # %%
 channel_mean, channel_std = z0.mean(dim=(0, 2, 3)), z0.std(dim=(0, 2, 3))
@@ -276,11 +276,11 @@ plt.show()
 # %% [markdown]
 # **What this run shows, and what it does not.** With this seed, 300 steps and half-width models,
 # the 2D latent ends 1.9 dB ahead in PSNR (and 0.04 in SSIM) on 500 validation images, and its
-# training loss is lower from early on. That is one run: it does not tell how much of the gap is
-# the seed (a second seed could move it by some tenths of a dB, which we have not measured),
-# whether the gap persists, shrinks or grows with longer training (both curves are still falling
-# at step 300, and the flat model has 5.3x the parameters to use once it has learned more), or
-# whether it holds at the width and f of the shipped models. So read it as: *at this small
+# training loss is lower from about step 20 on. That is one run: it does not tell how much of the
+# gap is the seed (the spread over seeds is not measured here), whether the gap persists, shrinks
+# or grows with longer training (both curves are still falling at step 300, and the flat model has
+# 5.3x the parameters to use once it has learned more), or whether it holds at the width and f of
+# the shipped models. So read it as: *at this small
 # budget*, the grid-shaped bottleneck trained faster.
 #
 # Why might it? The paper's argument, which this experiment is consistent with but does not
@@ -299,8 +299,9 @@ plt.show()
 #   training images (0.405 for KL-f4), so that its noise schedule ends near pure noise (SNR at
 #   t = T - 1 of 0.005 instead of 0.029 unscaled).
 # - The scaled latent has std 1 but is **not** N(0, I): its mean is +0.15, each channel has its own
-#   offset (the differences between channel means carry about two thirds of the variance), and its histogram has several
-#   bumps. The diffusion model learns that distribution; only the noise eps is N(0, I).
+#   offset (the differences between channel means carry about two thirds of the variance), and
+#   its histogram has several bumps. The diffusion model learns that distribution; only the noise
+#   eps is N(0, I).
 # - The latent channels of a small-f autoencoder still look like the image; as f grows, the error
 #   concentrates on edges and small objects.
 # - In one run (one seed, 300 steps, half width), a 2D latent reconstructed 1.9 dB better than a
