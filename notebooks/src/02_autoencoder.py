@@ -19,8 +19,8 @@
 # **Study time:** about 75 minutes (reading and working through the derivations about 50, the
 # three exercises about 25).
 #
-# **Run time:** about 2 minutes of CPU for Run All in the "quick" profile on a free 2-core Intel
-# Xeon (measured when this notebook was built: RUNTIME_02 s), which loads the ten shipped
+# **Run time:** about 2.5 minutes of CPU for Run All in the "quick" profile on a free 2-core Intel
+# Xeon (measured when this notebook was built: 139 s), which loads the ten shipped
 # autoencoders and trains only an 80-step demo (section 4, about a minute of it). Other 2-core
 # CPUs can take up to about twice as long. The "full" profile retrains all ten: hours on a CPU.
 
