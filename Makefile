@@ -30,7 +30,7 @@ test: $(VENV)/.installed
 ## The lessons that train or sample live, under nbval again with the kernels capped to older CPUs'
 ## instruction sets (plain SSE4.1, then AVX2): their checked outputs must not depend on the CPU
 ## (docs/CONVENTIONS.md, "What nbval checks"). The nbval kernel inherits these variables.
-PORTABLE_LESSONS ?= 02 04 05 06 08 09 10
+PORTABLE_LESSONS ?= 02 02b 04 05 06 08 09 10
 NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test-portable: $(VENV)/.installed
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(NBVAL) $(foreach n,$(PORTABLE_LESSONS),$(wildcard notebooks/$(n)_*.ipynb))

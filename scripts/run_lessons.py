@@ -23,7 +23,7 @@ if os.environ.get("PROFILE"):
     os.environ["LDM_PROFILE"] = os.environ["PROFILE"]
 
 rows, failed = [], False
-for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+for path in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb")):
     if args.only and not any(path.name.startswith(p) for p in args.only):
         continue
     nb = nbformat.read(path, as_version=4)

@@ -36,7 +36,7 @@ def test_every_notebook_matches_its_source():
     sys.path.insert(0, str(ROOT / "scripts"))
     from nbtools import read_percent_source
 
-    sources = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+    sources = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]*_*.py"))
     assert sources
     for src in sources:
         built = nbformat.read(ROOT / "notebooks" / (src.stem + ".ipynb"), as_version=4)

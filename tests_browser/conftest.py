@@ -10,7 +10,7 @@ import pytest
 
 from lab import ROOT, SCREENSHOTS, LabServer, chromium_path
 
-LESSONS = ["01_rate_distortion.ipynb", "02_autoencoder.ipynb", "06_sampling.ipynb"]
+LESSONS = ["01_rate_distortion.ipynb", "02b_latent_space.ipynb", "06_sampling.ipynb"]
 # Extra IPython startup files for the kernel (os.pathsep-separated); the test of the test sets it.
 STARTUP_ENV = "LDM_BROWSER_STARTUP"
 # Where each interaction's redraw time goes (a JSON file per lesson), for the note and the report.

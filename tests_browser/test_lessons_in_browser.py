@@ -58,7 +58,7 @@ def test_01_rate_slider(page, lab, record_timings):
 
 
 def test_02_autoencoder_selector(page, lab, record_timings):
-    lesson = open_and_run(page, lab, "02_autoencoder.ipynb")
+    lesson = open_and_run(page, lab, "02b_latent_space.ipynb")
     cell = lesson.panel_cell("regulariser")
     start = lesson.wait_for_settled_figure(cell)["text"]
     assert start.startswith("ae-kl-f4"), start

@@ -156,7 +156,7 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
     for j in range(b):
         axes[0, j].imshow(view["originals"][j].permute(1, 2, 0).numpy(), interpolation="nearest")
         axes[1, j].imshow(view["reconstructions"][j].permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[1, j].set_title(f"{view['psnr_per_image'][j]:.1f} dB", fontsize=7, pad=2)
+        axes[1, j].set_title(f"{view['psnr_per_image'][j]:.1f} dB", fontsize=8, pad=2)
         axes[2, j].imshow(view["errors"][j].numpy(), cmap="magma", vmin=0, vmax=error_max, interpolation="nearest")
         z = view["latents"][j]
         lim = max(z.abs().max().item(), 1e-6)  # one symmetric colour scale per image, over its c channels
@@ -166,7 +166,7 @@ def draw_autoencoder_view(view: dict, title: str = "", error_max: float = 0.3):
         f"z channel {k}\n({h}x{w})" for k in range(c)
     ]
     for ax, label in zip(axes[:, 0], labels):
-        ax.set_ylabel(label, fontsize=7)
+        ax.set_ylabel(label, fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -6,13 +6,23 @@
 #   latent z of h x w x c numbers and back, and what the downsampling factor f = H / h does;
 # - the two regularisers, **KL-reg** (a diagonal Gaussian pulled gently toward N(0, I)) and
 #   **VQ-reg** (a codebook, with a commitment loss and the straight-through estimator);
-# - the training loss: L1 + a perceptual loss + a PatchGAN adversarial loss with an adaptive weight;
-# - the paper's reconstruction table for f in {1, 2, 4, 8, 16}, as a rate/distortion plot;
-# - the **latent scale factor** 1 / std(z), and why the diffusion model wants it;
-# - why the latent is a 2D grid and not a 1D vector, by experiment.
+# - the training loss: L1 + a perceptual loss + a PatchGAN adversarial loss with an adaptive weight,
+#   and what the "patch" discriminator can actually see on images this small;
+# - how the training runs, live, and what the shipped autoencoders' recipe is;
+# - the paper's reconstruction table for f in {1, 2, 4, 8, 16} (its Tab. 8), as a rate/distortion plot.
 #
-# **Time on a laptop CPU:** about 2 minutes on a free 2-core CPU in the "quick" profile, which
-# loads the ten shipped autoencoders and trains only short demos. The "full" profile retrains all ten.
+# Lesson 02b continues with the latent itself: its scale factor, an explorer of every
+# autoencoder's latents, and why the latent is a 2D grid.
+#
+# **Before you start:** lesson 01 (rate, distortion, PSNR, bits/dim).
+#
+# **Study time:** about 75 minutes (reading and working through the derivations about 50, the
+# three exercises about 25).
+#
+# **Run time:** about 2.5 minutes of CPU for Run All in the "quick" profile on a free 2-core Intel
+# Xeon (measured when this notebook was built: 139 s), which loads the ten shipped
+# autoencoders and trains only an 80-step demo (section 4, about a minute of it). Other 2-core
+# CPUs can take up to about twice as long. The "full" profile retrains all ten: hours on a CPU.
 
 # %%
 # Parameters
@@ -23,8 +33,7 @@ SEED = 0
 DEVICE = None  # None: cuda > mps > cpu
 TRAIN_FROM_SCRATCH = None  # None: retrain the ten autoencoders in "full", load the shipped ones in "quick"
 N_EVAL = 500  # validation images for the table (the manifest's metrics use the profile's n_eval)
-DEMO_STEPS = 80  # steps of the live training demo (section 5)
-COMPARE_STEPS = 300  # steps of each model in the 2D-vs-1D experiment (section 8)
+DEMO_STEPS = 80  # steps of the live training demo (section 4)
 
 # %%
 import dataclasses
@@ -32,6 +41,7 @@ import math
 import time
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -60,8 +70,9 @@ print(f"{len(train)} training and {len(val)} validation images of shape {tuple(t
 # ## 1. E and D: from 32 x 32 x 3 pixels to an h x w x c latent
 #
 # The paper's first stage is an autoencoder. The encoder E maps an image x of H x W x 3 to a
-# latent z = E(x) of h x w x c; the decoder D maps it back, x~ = D(z). The **downsampling
-# factor** is
+# latent z = E(x) of h x w x c; the decoder D maps it back, x~ = D(z). (In this lesson z is E's
+# raw output; lesson 02b scales it to z_0 = scale * E(x), the z_0 of the series' symbol table.)
+# The **downsampling factor** is
 #
 # $$f = \frac{H}{h} = \frac{W}{w}, \qquad f = 2^m .$$
 #
@@ -109,7 +120,7 @@ print(f"E: {n_params(E) + n_params(ae.quant_conv):,} parameters, D: {n_params(D)
 
 # %% [markdown]
 # E outputs 2c = 8 channels: a mean and a log-variance for each of the c = 4 latent channels
-# (that is KL-reg, section 3). D has one ResNet block more per level than E, as in the reference
+# (that is KL-reg, section 2). D has one ResNet block more per level than E, as in the reference
 # code: decoding is the harder job. The table below does the same count for every f. The latent
 # holds 3 H W / (c h w) times fewer numbers than the image; a bigger f means a smaller latent
 # and a cheaper diffusion model, but more detail that D must invent.
@@ -198,7 +209,7 @@ print(f"codebook usage {info['usage'].item():.2f} (3 of 4 codes), perplexity {in
 # %% [markdown]
 # Code e_2 is never chosen, so it gets no gradient: left alone it would stay dead forever
 # (**codebook collapse**). Our `VectorQuantizer` re-initialises a code that stayed unused for
-# 20 training steps to a random encoder output; the table in section 6 reports how many codes each
+# 20 training steps to a random encoder output; the table in section 5 reports how many codes each
 # model uses and their **perplexity** exp(-sum p log p), the "effective number of codes".
 
 # %% [markdown]
@@ -247,12 +258,81 @@ assert d["1-pixel shift"] > d["3x3 blur"], "the 1-pixel shift is the most differ
 # measures: our stand-in compares features position by position and was never taught what
 # humans consider similar. That is the honest price of training our own feature network.
 #
-# **PatchGAN.** A discriminator D_psi looks at the reconstruction and outputs one real/fake logit
-# per *patch* (here a 6 x 6 map of logits, each seeing 34 x 34 pixels), so it judges local texture
-# rather than the whole image. It is trained with the hinge loss
-# 0.5 (mean relu(1 - D_psi(x)) + mean relu(1 + D_psi(x~))), and the autoencoder with
-# L_adv = -mean D_psi(x~). The two gradients can differ by orders of magnitude, so the paper
-# (after VQGAN, eq. 7) scales the adversarial term by an **adaptive weight** computed at D's last layer L:
+# **PatchGAN.** A discriminator D_psi (Isola et al. 2017, used by VQGAN and the paper) looks at
+# an image and outputs not one real/fake logit but a map of them, one per *patch*. On 256-px
+# images, its reference form (three strided layers) gives each logit a 70 x 70 window: a small
+# patch, so it judges local texture. Ours has two strided layers and sees 32 x 32 images. What
+# does one of its logits see here? Walk back from one logit through the convolutions: a layer
+# with kernel k, stride s and padding p turns a window of n positions of its output into
+# (n - 1) s + k positions of its input, starting s * start - p.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from ldm_mini.losses import NLayerDiscriminator
+
+_, loss_config_f4, _ = ae_recipe("kl", 4, profile, seed=SEED)
+torch.manual_seed(SEED)
+disc = NLayerDiscriminator(n_layers=loss_config_f4.disc_layers).eval()  # eval: BatchNorm without batch statistics
+size, start, jump = 1, 0, 1  # the window of logit 0 in the current layer's coordinates; logit spacing
+for conv in reversed([m for m in disc.main if isinstance(m, nn.Conv2d)]):
+    k, s_, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    size, start, jump = (size - 1) * s_ + k, start * s_ - p, jump * s_
+    print(f"  through a {k}x{k} conv, stride {s_}, padding {p}: a window of {size:>2} pixels, starting at {start:>3}")
+n_logits = disc(torch.zeros(1, 3, H, W)).shape[-1]
+print(f"receptive field {size} x {size} pixels; {n_logits} x {n_logits} logits, {jump} pixels apart")
+print("logit row i   window (rows)   rows inside the 32-row image")
+for i in range(n_logits):
+    a, b = start + jump * i, start + jump * i + size - 1
+    print(f"{i:>11}   {a:>4} .. {b:<4}    {max(a, 0):>2} .. {min(b, H - 1):<2} ({min(b, H - 1) - max(a, 0) + 1} rows)")
+# the same, by autograd: which pixels does logit (i, j) depend on?
+x = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+logits = disc(x)
+influence = {}
+for i, j in ((0, 0), (2, 3)):
+    (grad,) = torch.autograd.grad(logits[0, 0, i, j], x, retain_graph=True)
+    influence[(i, j)] = grad.abs().sum(dim=(0, 1))  # H W
+    rows, cols = influence[(i, j)].sum(1).nonzero().flatten(), influence[(i, j)].sum(0).nonzero().flatten()
+    window = [(max(start + jump * n, 0), min(start + jump * n + size - 1, H - 1)) for n in (i, j)]
+    assert window == [(rows.min().item(), rows.max().item()), (cols.min().item(), cols.max().item())], "autograd agrees with the walk"
+    print(f"logit ({i}, {j}) depends on pixels {rows.min().item()}..{rows.max().item()} x {cols.min().item()}..{cols.max().item()}: "
+          f"{len(rows) * len(cols)} of {H * W} ({len(rows) * len(cols) / (H * W):.0%}), as the walk says")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4))
+axes[0].imshow(val[0].permute(1, 2, 0).numpy(), interpolation="nearest")
+axes[0].set_title("a 32 x 32 image", fontsize=9)
+cmap = plt.get_cmap("magma").copy()
+cmap.set_bad("lightgray")  # pixels the logit does not depend on at all
+for ax, (i, j) in zip(axes[1:], influence):
+    g = influence[(i, j)].numpy()
+    ax.imshow(np.ma.masked_equal(g, 0), cmap=cmap, norm=matplotlib.colors.LogNorm(), interpolation="nearest")
+    (r0, c0) = (start + jump * i, start + jump * j)
+    ax.add_patch(plt.Rectangle((-0.5, -0.5), W, H, fill=False, ec="black", ls="--", lw=1))
+    ax.add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), size, size, fill=False, ec="tab:cyan", lw=1.5))
+    ax.set_xlim(-12.5, 43.5)
+    ax.set_ylim(43.5, -12.5)
+    ax.set_title(f"|d logit ({i}, {j}) / dx|, log colour\ncyan: its {size} x {size} window; grey: ignored", fontsize=9)
+for ax in axes:
+    ax.set_xticks([0, 31])
+    ax.set_yticks([0, 31])
+    ax.tick_params(labelsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Each logit's window is 34 x 34 pixels, larger than the whole 32 x 32 image. Clipped to the
+# image, a corner logit sees 23 x 23 pixels (52% of the image), a central one 31 x 31 (94%). So
+# on our images the "patch" discriminator does **not** judge local texture: every logit judges
+# most of the scene (the objects' shapes, colours, sizes and layout as well as their edges), and
+# the 6 x 6 map is 36 overlapping, shifted, zero-padded views of nearly the whole image. (In
+# training mode BatchNorm even mixes in statistics of the whole batch.) Exercise 2 builds a
+# discriminator that does judge patches. (In the figure, dashed: the image; inside its window a
+# logit depends on every pixel, unevenly: note the log colour scale.)
+#
+# D_psi is trained with the hinge loss 0.5 (mean relu(1 - D_psi(x)) + mean relu(1 + D_psi(x~))),
+# and the autoencoder with L_adv = -mean D_psi(x~). The two gradients can differ by orders of
+# magnitude, so the paper (after VQGAN, eq. 7) scales the adversarial term by an **adaptive
+# weight** computed at the decoder's last layer L:
 #
 # $$\lambda = \frac{\lVert \nabla_L \mathcal L_{\text{rec}} \rVert}{\lVert \nabla_L \mathcal L_{\text{adv}} \rVert + 10^{-4}}.$$
 #
@@ -285,8 +365,9 @@ assert abs(grad_rec - 5.679) < 0.05 and abs(grad_adv - 2.218) < 0.05, f"5.679 an
 #
 # `ldm_mini.train.train_autoencoder` puts the pieces together: Adam on E and D with the loss above,
 # a second Adam on the discriminator once it is switched on. Here is a short run of the KL-reg,
-# f = 4 recipe (the one the shipped model used), shrunk to a few dozen steps so it fits in under a
-# minute. The discriminator joins for the last 30%.
+# f = 4 recipe (the one the shipped model used), shrunk to DEMO_STEPS = 80 steps. It is the
+# slowest cell of this lesson: about a minute on a free 2-core Xeon, up to several minutes on a
+# slower or busy CPU (the cell prints what it took). The discriminator joins for the last 30%.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -308,7 +389,7 @@ for ax, key, label in zip(axes, ("l1", "perceptual", "g_loss"), ("L1", "perceptu
     ax.set_title(label, fontsize=10)
     ax.set_xlabel("step")
 axes[2].text(demo_loss.disc_start, axes[2].get_ylim()[1], " discriminator on", va="top", fontsize=8, color="gray")
-fig.suptitle(f"A {DEMO_STEPS}-step run of the KL-f4 recipe")
+fig.suptitle(f"The KL-f4 recipe, shrunk to {DEMO_STEPS} steps")
 fig.tight_layout()
 plt.show()
 
@@ -372,7 +453,7 @@ for ax, key in zip(axes, ("L1 |x - x~|", "perceptual distance")):
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title(f"{key} during training (solid KL, dashed VQ)", fontsize=10)
-axes[1].legend(fontsize=7, ncol=2)
+axes[1].legend(fontsize=8, ncol=2)
 fig.tight_layout()
 plt.show()
 
@@ -496,14 +577,15 @@ if len(names) == 10:
 #   more than log2(K) = 8 bits per position, whatever E would like. Here the KL models buy a little
 #   PSNR with several times the rate.
 # - **Learning beats resizing.** At the same f, the learned E and D keep far more of the image
-#   than average-pooling does, because D has learned what shapes look like.
+#   than average-pooling does, because D has learned what shapes look like (on shapes, that is:
+#   exercise 3 asks what happens on photos).
 #
 # These models are tiny and trained for minutes, so the absolute numbers are far from the
 # paper's; what carries over is the shape of the trade-off.
 
 # %% [markdown]
 # Numbers summarise; eyes judge. The same six validation images through every autoencoder (the
-# panel in section 7 adds the error maps and the latents):
+# panel of lesson 02b, section 2, adds the error maps and the latents):
 
 # %%
 from ldm_mini.lessons.widgets import autoencoder_view
@@ -525,209 +607,51 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 6. The latent scale factor
-#
-# The diffusion model of lessons 03-06 adds noise to z_0 = E(x):
-# z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps. Its noise schedule is designed for data
-# of about **unit variance**: at the last step the remaining signal-to-noise ratio
-# alpha_bar_T var(z_0) / (1 - alpha_bar_T) must be close to 0, so that sampling can start from pure
-# N(0, I) noise. But nothing in the KL-reg training fixes the scale of z (a KL weight of 1e-6
-# barely pulls it). So the paper measures the standard deviation of the latents once and
-# multiplies them by **1 / std(z)** before diffusion (and divides it out before D). Stable
-# Diffusion's famous 0.18215 is that number for its own autoencoder.
-
-# %%
-from ldm_mini.diffusion import NoiseSchedule
-
-ae_kl4 = models["ae-kl-f4"]
-with torch.no_grad():
-    z = torch.cat([ae_kl4.encode_latent(to_model_range(b).to(device)).cpu() for b in train[:1000].split(250)])
-std = z.std().item()
-print(f"KL-f4 latents of 1000 training images: mean {z.mean().item():+.3f}, std {std:.3f}")
-print(f"scale factor 1 / std = {1 / std:.4f}; stored in the checkpoint: {ae_kl4.scale_factor.item():.4f}")
-schedule = NoiseSchedule.linear(T=1000, beta_start=0.00085, beta_end=0.012)
-a_T = schedule.alphas_cumprod[-1].item()
-for label, s in (("unscaled z", std), ("scaled z", 1.0)):
-    print(f"signal-to-noise at t = T for {label:<10} (std {s:.3f}): {a_T * s**2 / (1 - a_T):.5f}")
-print("scale factors of all models:", ", ".join(f"{n[3:]} {models[n].scale_factor.item():.3f}" for n in names))
-# E's outputs: the last digits depend on the CPU's kernels, so a tolerance (docs/CONVENTIONS.md)
-assert abs(1 / std - ae_kl4.scale_factor.item()) < 0.005, f"1 / std of these latents should match the stored scale factor 0.4050, got {1 / std:.4f}"
-
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
-lim = max(4.0, z.abs().flatten().quantile(0.999).item())  # all but the rarest 0.1% of values
-grid = np.linspace(-lim, lim, 300)
-for ax, values, title in ((axes[0], z, "z = E(x), unscaled"), (axes[1], z * ae_kl4.scale_factor.item(), "z / std(z), what the diffusion model sees")):
-    ax.hist(values.flatten().numpy(), bins=150, range=(-lim, lim), density=True, color="tab:blue", alpha=0.7)
-    ax.plot(grid, np.exp(-grid**2 / 2) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
-    ax.set_title(title, fontsize=10)
-axes[1].legend(fontsize=8)
-fig.suptitle("KL-f4 latent values before and after the scale factor")
-fig.tight_layout()
-plt.show()
-
-# %% [markdown]
-# The scaled histogram has unit variance but it is not a Gaussian, and it is not centred either
-# (the paper only rescales, it does not subtract the mean): it is whatever shape E found useful. That is fine. The diffusion model's job is to learn exactly this distribution; the
-# scale factor only makes sure its noise schedule starts and ends where it should.
-
-# %% [markdown]
-# ## 7. Explore: every autoencoder, image by image
-#
-# Pick f and the regulariser. The panel shows originals, reconstructions, the error map and
-# the c = 4 latent channels of each image (red positive, blue negative). Look at how the latent
-# channels still *look like* the image at small f, and how the error concentrates on edges and
-# small objects as f grows. (Models load on first use, then stay cached.)
-
-# %%
-from ldm_mini.lessons.widgets import draw_autoencoder_view
-
-draw_autoencoder_view(views["ae-kl-f4"], "ae-kl-f4 (a static copy of the panel's first view)")
-plt.show()
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-from ldm_mini.lessons.widgets import autoencoder_panel
-
-panel = autoencoder_panel(models, panel_images, f=4, reg="kl")
-
-# %% [markdown]
-# ## 8. Why a 2D latent? A 1D latent of the same size
-#
-# VQGAN and DALL-E flatten their latent codes into a **1D sequence** and model it with an
-# autoregressive transformer. The paper keeps the latent as a **2D grid** (c x h x w), so that
-# its UNet can keep the inductive bias of convolutions, and observes that this lets a mild
-# compression (small f) keep the image's detail. We can test the core of that argument on the
-# autoencoder itself.
-#
-# `FlatLatentAutoencoder` has E's and D's trunks exactly as above (f = 4), but where E ends in a
-# 3 x 3 convolution to c = 4 channels, it flattens the features at 8 x 8 and applies a
-# Linear layer to a **flat vector of 256 numbers**, the same count as the 4 x 8 x 8 grid. D starts
-# with a Linear layer back and a reshape. Both are trained with the same data, seed, batches,
-# learning rate and number of steps, with the L1 loss only (no regulariser), so the only
-# difference is the shape of the bottleneck. To fit the budget of a laptop, both use half the
-# width of the shipped models (16 channels at full resolution, 32 at 8 x 8).
-
-# %%
-# NBVAL_CHECK_OUTPUT
-from ldm_mini.experiments.flat_latent import FlatLatentAutoencoder
-from ldm_mini.train import TrainConfig, lr_at, sample_batch
-
-compare_config = AutoencoderConfig(f=4, reg="kl", base_channels=16, latent_channels=4)  # half width: faster
-torch.manual_seed(SEED)
-grid_ae = Autoencoder(compare_config).to(device)
-torch.manual_seed(SEED)
-flat_ae = FlatLatentAutoencoder(compare_config, image_size=H).to(device)
-print(f"2D latent: {tuple(grid_ae.encode_latent(to_model_range(val[:1]).to(device)).shape[1:])}, {n_params(grid_ae):,} parameters")
-print(f"1D latent: {tuple(flat_ae.encode_latent(to_model_range(val[:1]).to(device)).shape[1:])}, {n_params(flat_ae):,} parameters "
-      f"({n_params(flat_ae) / n_params(grid_ae):.1f}x as many)")
-
-# %% [markdown]
-# The flat model has several times the parameters: its two Linear layers hold a separate weight for
-# every (position, channel, latent number) triple, where a convolution reuses one 3 x 3 kernel at
-# every position. More parameters, same number of latent numbers. Now the same training budget for
-# both (the plain loop, written out):
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def train_l1(model, steps: int, seed: int = SEED) -> list[float]:
-    """Adam on |x - D(E(x))|, warm-up + cosine learning rate; the same batches for every model."""
-    cfg = TrainConfig(steps=steps, batch_size=64, lr=2e-3, warmup=20, lr_min_ratio=0.1)
-    generator = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    losses = []
-    model.train()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x = sample_batch(train, cfg.batch_size, generator, device)
-        loss = (x - model.decode(model.encode_latent(x))).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-curves, seconds = {}, {}
-for label, model in (("2D latent 4x8x8", grid_ae), ("1D latent 256", flat_ae)):
-    start = time.perf_counter()
-    curves[label] = train_l1(model, COMPARE_STEPS)
-    seconds[label] = time.perf_counter() - start
-    print(f"{label}: {COMPARE_STEPS} steps in {seconds[label]:.0f} s")
-
-# %%
-@torch.no_grad()
-def reconstruct(model, images_u8):
-    model.eval()
-    return to_image_range(model.decode(model.encode_latent(to_model_range(images_u8).to(device)))).cpu()
-
-
-compare = {label: reconstruct(model, x_eval) for label, model in (("2D latent 4x8x8", grid_ae), ("1D latent 256", flat_ae))}
-for label, rec in compare.items():
-    print(f"{label:<16} final training L1 {np.mean(curves[label][-10:]):.4f}   validation PSNR {psnr(x01, rec):.1f} dB, SSIM {ssim(x01, rec):.3f}")
-gap = psnr(x01, compare["2D latent 4x8x8"]) - psnr(x01, compare["1D latent 256"])
-print(f"the 2D latent is {gap:+.1f} dB better with the same number of latent numbers and steps")
-# live training: the digits vary with the CPU, the claim must not (docs/CONVENTIONS.md)
-if COMPARE_STEPS == 300:
-    assert gap > 1.0, f"the 2D latent should beat the 1D one by more than 1 dB (+1.9 when written), got {gap:+.2f} dB"
-    assert ssim(x01, compare["2D latent 4x8x8"]) > ssim(x01, compare["1D latent 256"]) + 0.02, "the 2D latent also has the clearly higher SSIM (0.894 vs 0.852)"
-
-# %%
-n_show = 6
-fig = plt.figure(figsize=(12, 4.2))
-gs = fig.add_gridspec(3, n_show + 4)
-ax = fig.add_subplot(gs[:, :3])
-for label, losses in curves.items():
-    ax.plot(np.convolve(losses, np.ones(10) / 10, mode="valid"), label=label)
-ax.set_yscale("log")
-ax.set_xlabel("step")
-ax.set_title("training L1 (10-step mean)", fontsize=10)
-ax.legend(fontsize=8)
-rows = [("original", x01[:n_show])] + [(label, rec[:n_show]) for label, rec in compare.items()]
-for r, (label, imgs) in enumerate(rows):
-    for j in range(n_show):
-        ax = fig.add_subplot(gs[r, 4 + j])
-        ax.imshow(imgs[j].permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if j == 0:
-            ax.set_ylabel(label, fontsize=8)
-fig.suptitle(f"Same data, same steps, same number of latent numbers: 2D grid vs 1D vector ({COMPARE_STEPS} steps each)")
-fig.tight_layout()
-plt.show()
-
-# %% [markdown]
-# Why the difference? A convolution applies the same small kernel at every position: once E has
-# learned what an edge looks like in one corner, it knows it everywhere, and latent cell (i, j)
-# naturally describes the image near (f i, f j). The flat model's Linear layers have no such
-# sharing: every latent number is a weighted sum over *all* 32 x 8 x 8 trunk features, and D's first
-# layer must learn, separately for every position, where to put what it reads. It has to learn
-# the geometry of the image from data, and with the same budget it has learned less of it.
-#
-# The same argument, one stage later, is why the paper keeps the 2D latent: its diffusion UNet
-# is convolutional too, and a grid latent lets it reuse what it learns at one position everywhere.
-# A 1D sequence would throw that structure away and leave the model to rediscover it.
-
-# %% [markdown]
 # ## Summary
-# - The autoencoder E, D maps a 32 x 32 x 3 image to an h x w x c latent with f = H / h, trained
-#   once with L1 + a perceptual loss (our classifier's features standing in for LPIPS) + a
-#   PatchGAN hinge loss with an adaptive weight and a warm-up.
-# - KL-reg: a diagonal Gaussian with a tiny KL weight; its KL is a rate. VQ-reg: a codebook with
-#   commitment loss and straight-through gradients; at most log2(K) bits per position.
-# - Larger f: fewer latent numbers and a lower rate, paid for in reconstruction quality (the
-#   table and the rate/distortion plot).
-# - The latent is scaled by 1 / std(z) so the diffusion model's noise schedule fits it.
-# - A 2D latent reconstructs better than a 1D vector of the same size: convolutions share what
-#   they learn across positions.
+# - The autoencoder E, D maps a 32 x 32 x 3 image to an h x w x c latent with f = H / h; the
+#   latent holds 3 f^2 / c times fewer numbers than the image.
+# - KL-reg: a diagonal Gaussian posterior with a tiny KL weight (1e-6); its KL, in bits per image
+#   dimension, is a rate. VQ-reg: a codebook with a commitment loss and straight-through gradients;
+#   at most log2(K) bits per latent position.
+# - The loss: L1 + a perceptual loss (our classifier's features standing in for LPIPS) + a
+#   PatchGAN hinge loss with an adaptive weight and a warm-up. On 32 x 32 images our PatchGAN's
+#   logits each see a 34 x 34 window, i.e. most of the image: it judges whole scenes, not texture.
+# - Larger f: fewer latent numbers and a lower rate, paid for in reconstruction quality; the jump
+#   in rFID\* from f = 8 to f = 16 is the largest. KL-reg buys a little PSNR with several times
+#   VQ-reg's rate, and both beat resizing by f by 6-9 dB on shapes.
+# - Next, lesson 02b: the latent's scale factor, a look at every latent, and 2D vs 1D latents.
 #
 # ## Exercises
-# 1. Retrain the KL-f4 demo of section 4 with `perceptual_weight=0` and the same number of
-#    steps. Compare PSNR and the reconstructions: which one looks sharper, and which has the
-#    higher PSNR? Why can both be true?
-# 2. Raise the KL weight from 1e-6 to 1e-2 in the demo. What happens to the bits/dim, to the
-#    PSNR, and to the std of the latents (and hence the scale factor)?
-# 3. In section 8, give the flat model its advantage back: train it for twice as many steps.
-#    Does it catch up with the 2D latent? Then translate a validation image by 4 pixels
-#    (`torch.roll`) and compare how each model's latent changes.
+# Each runs in well under a minute on 2 CPU cores and checks itself: put your answer in the cell
+# and run it. A wrong answer gets a hint, not the number.
+#
+# 1. **(computation)** An encoder outputs, for every element of a 4 x 8 x 8 latent, the posterior
+#    q(z|x) = N(0.5, 0.25) (mean 0.5, variance 0.25). What rate does this KL-reg latent cost, in
+#    bits/dim of the 32 x 32 x 3 image? Use the KL formula of section 2, by hand or with
+#    `DiagonalGaussian` and `ldm_mini.rate.bits_per_dim_kl`. Answer: a float. Check: `ex.check_1`.
+# 2. **(code change)** Make the discriminator judge patches: change `n_layers` in the
+#    receptive-field cell of section 3 and rerun it, for n_layers = 2, 1, 0. Take the largest
+#    n_layers whose logits each see at most 16 x 16 pixels (half the image side). How many logits
+#    does it output per 32 x 32 image? Answer: an int. Check: `ex.check_2`.
+# 3. **(prediction)** The shipped autoencoders saw only drawn shapes. On lesson 01's photo crops
+#    (scikit-image photos, 32 x 32), which has the higher PSNR: `ae-kl-f4`, or resizing by f = 4
+#    and back (section 5's "resize /4" row)? Write your prediction first, "autoencoder" or
+#    "resize"; the check then measures both on 64 photo crops and tells you. Check: `ex.check_3`.
+
+# %%
+from ldm_mini.lessons.exercises import lesson_02 as ex
+
+answer_1 = None  # your answer: the rate of the KL latent, in bits/dim (a float)
+ex.check_1(answer_1)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_02 as ex
+
+answer_2 = None  # your answer: the number of logits per 32 x 32 image (an int)
+ex.check_2(answer_2)
+
+# %%
+from ldm_mini.lessons.exercises import lesson_02 as ex
+
+answer_3 = None  # your prediction: "autoencoder" or "resize", written before running
+ex.check_3(answer_3)
