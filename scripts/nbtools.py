@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from nbclient.exceptions import CellExecutionError
+from nbclient.util import run_sync
 from nbconvert.preprocessors import ExecutePreprocessor
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -30,6 +32,42 @@ def read_percent_source(path: Path) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
+
+
+def _poll_in_slices(channel, slice_s: float = 0.5) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in short slices instead of one long wait.
+
+    Why: with a large figure drawn inside an ipywidgets Output (the lessons' panels), nbclient
+    sometimes misses the wake-up for the kernel's execute reply and sits idle until the cell's
+    whole timeout has passed (30 minutes here), then carries on as if nothing happened (measured:
+    the same panel cell took 7 s or 33 s with a 30 s timeout, at random; nbclient issue 312).
+    A fresh short wait looks at the socket again, so a missed wake-up costs at most ``slice_s``.
+    """
+    get = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else max(0.0, min(slice_s, deadline - time.monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+
+
+class _Executor(ExecutePreprocessor):
+    """nbconvert's executor whose kernel client polls its channels in short slices (see above)."""
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        _poll_in_slices(kc.shell_channel)
+        _poll_in_slices(kc.iopub_channel)
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)  # the base binds its own async method
 
 
 class LessonFailed(RuntimeError):
@@ -60,7 +98,7 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None
             print(f"  {progress}: cell {state['k']} of {n_code}, {now - start:.0f} s", flush=True)
             state["last"] = now
 
-    client = ExecutePreprocessor(
+    client = _Executor(
         timeout=timeout,
         kernel_name="python3",
         extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
