@@ -10,7 +10,7 @@
 # - what each later lesson builds, and the symbols every lesson uses (section 7).
 #
 # **Study time:** about 30 minutes (20 to read, 10 for the three exercises at the end).
-# **Run time:** about 8 s for Run All on 2 CPU cores (measured when this notebook was rebuilt, on an "Intel(R) Xeon(R) Processor"; other 2-core CPUs can take up to ~1.7x as long).
+# **Run time:** about 6-8 s for Run All on 2 CPU cores (measured when this notebook was rebuilt, on an "Intel(R) Xeon(R) Processor"; other 2-core CPUs can take up to ~1.7x as long).
 #
 # Every lesson starts with the same *parameters cell*: the profile ("quick" for a CPU,
 # "full" for a GPU), the seed and the device. Change them there, nowhere else.
@@ -173,14 +173,15 @@ for f in (1, 2, 4, 8, 16):
 #
 # | lesson | what it builds | the paper |
 # |---|---|---|
-# | 01 Rate and distortion | bits/dim, perceptual vs semantic compression | Sec. 3, Fig. 2 |
-# | 02 The autoencoder | E, D, KL-reg and VQ-reg, the factor f | Sec. 3.1, Tab. 8 |
+# | 01 Rate and distortion | bits/dim, perceptual vs semantic compression | Sec. 1, Fig. 2 |
+# | 02 The autoencoder | E, D, KL-reg and VQ-reg, the loss, the factor f | Sec. 3.1, Tab. 8 |
+# | 02b The latent space | the latent scale, what the latent looks like, 2D vs 1D latents | Sec. 3.1 |
 # | 03 Forward noising | q(z_t given z_0), noise schedules, signal-to-noise | Sec. 3.2 |
 # | 04 The UNet and cross-attention | eps_theta, tau_theta, Q from the image, K and V from text | Sec. 3.3, Fig. 3 |
 # | 05 Training the LDM | the loss of Eq. 2, conditioned on the caption (Eq. 4), on cached latents | Sec. 3.2-3.3 |
 # | 06 Sampling | DDPM, DDIM, classifier-free guidance | Sec. 4.3 |
 # | 07 Choosing f | quality and speed against f | Fig. 6, Fig. 7 |
-# | 08 Where the bits go | rate vs distortion along the reverse process | Fig. 2 |
+# | 08 Where the bits go | rate vs distortion along the reverse process | Sec. 1, Fig. 2 |
 # | 09 Super-resolution | concatenation conditioning | Tab. 5 |
 # | 10 Attribute binding | where conditioning fails | the limitation the seed review raises; Sec. 3.3 |
 # | 11 To Stable Diffusion | our model beside SD v1, component by component | Sec. 4.3, Fig. 3 |

@@ -16,7 +16,7 @@
 # **Study time:** about 45 minutes (reading and thinking about 25, the three exercises about 20).
 #
 # **Run time:** about 2.5 minutes of CPU for Run All on a free 2-core Intel Xeon (measured when
-# this notebook was built: RUNTIME_02B s); nearly all of it is section 3's two 300-step training
+# this notebook was built: 141 s); nearly all of it is section 3's two 300-step training
 # runs. Other 2-core CPUs can take up to about twice as long.
 
 # %%

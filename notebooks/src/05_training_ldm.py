@@ -53,7 +53,7 @@ print(f"device: {device}, profile: {profile.name}")
 # ## 1. The objective
 #
 # Take an image x with caption y. Encode it once: z_0 = scale · E(x), where scale = 1/std(E(x))
-# is the latent scale of lesson 02 (`scale_factor`). Pick a step t uniformly from {0, ..., T-1} and
+# is the latent scale of lesson 02b (`scale_factor`). Pick a step t uniformly from {0, ..., T-1} and
 # a noise eps ~ N(0, I), and noise the latent in closed form (lesson 03):
 #
 # $$z_t = \sqrt{\bar\alpha_t}\, z_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon .$$

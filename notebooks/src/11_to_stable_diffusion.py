@@ -141,7 +141,7 @@ print(f"\nparameters in all: ldm_mini {count(ldm):,}, SD v1 {count(sd_unet) + co
 # Read the table from the top. f = 4 with c = 4 keeps 4 x 8 x 8 = 256 numbers of our 3,072 (12x);
 # SD's f = 8 keeps 4 x 64 x 64 = 16,384 of 786,432 (48x): the paper's "LDM-8", a stronger perceptual
 # compression, affordable because a 512-pixel image has more redundancy than our 32-pixel shapes.
-# Both latent scales are the same measurement (lesson 02: 1 / std of z on training data); ours is
+# Both latent scales are the same measurement (lesson 02b: 1 / std of z on training data); ours is
 # 0.405 because our small KL weight left z with std 2.5, SD's 0.18215 because its latents had std 5.5.
 # The noise schedule is *identical*: the sqrt-linear betas from 0.00085 to 0.012 that we use were taken
 # from SD. The UNet is the same design with 130 times as many parameters: 860 million.
