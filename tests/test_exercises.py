@@ -67,3 +67,16 @@ def test_wrong_answers_are_rejected(module, k):
 def test_unanswered_is_not_an_error(module, k):
     verdict = checks(module)[k](None)
     assert not verdict.right and "not answered" in verdict.message
+
+
+def test_every_lesson_has_an_exercise_module_and_calls_its_checks():
+    """Each notebook source (notebooks/src/NN*_name.py) has lesson_NN in the package, and calls every check."""
+    sources = sorted((SOLUTIONS.parent / "notebooks" / "src").glob("[0-9][0-9]*_*.py"))
+    modules = {m.__name__.rsplit(".", 1)[1]: m for m in lesson_modules()}
+    assert sources
+    for src in sources:
+        name = "lesson_" + src.name.split("_")[0]
+        assert name in modules, f"{src.name} has no exercises module ldm_mini/lessons/exercises/{name}.py"
+        text = src.read_text()
+        for k in checks(modules[name]):
+            assert f"check_{k}(" in text, f"{src.name} never calls check_{k}"
