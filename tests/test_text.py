@@ -58,3 +58,12 @@ def test_pooled_encoder_gives_one_vector():
     enc = TextEncoder(TextEncoderConfig(vocab_size=len(tok), pooled=True))
     ctx, mask = enc(tok(["a red circle", ""]))
     assert ctx.shape == (2, 1, 64) and mask.all()
+
+
+def test_position_embedding_init_scale_is_a_config_field():
+    """pos_init_std sets the std of tau_theta's position embeddings at init (default 0.02)."""
+    torch.manual_seed(0)
+    small = TextEncoder(TextEncoderConfig(dim=64, context_len=16)).pos_emb
+    large = TextEncoder(TextEncoderConfig(dim=64, context_len=16, pos_init_std=1.0)).pos_emb
+    assert 0.015 < small.std().item() < 0.025
+    assert 0.9 < large.std().item() < 1.1
