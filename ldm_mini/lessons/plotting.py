@@ -75,7 +75,7 @@ def pipeline_figure():
     ax.text(6.7, 4.5, "latent space (h = H/f, w = W/f)", ha="center", fontsize=9, style="italic")
     _box(ax, (1.2, 3.5), "image x\nH x W x 3", pixel)
     _box(ax, (3.6, 3.5), "encoder E", latent)
-    _box(ax, (5.6, 3.5), "z_0 = E(x)\nh x w x c", latent)
+    _box(ax, (5.6, 3.5), "z_0 = scale * E(x)\nh x w x c", latent)
     _box(ax, (8.3, 3.5), "z_T ~ N(0, I)", latent)
     _arrow(ax, (1.95, 3.5), (2.85, 3.5))
     _arrow(ax, (4.35, 3.5), (4.85, 3.5))
