@@ -31,11 +31,12 @@ class Profile:
     n_eval: int = 1_000  # val/test images used for metrics
     image_size: int = 32  # H = W of the shapes images
     classifier_steps: int = 400  # attribute classifier optimiser steps (300 reached >= 99.9% here)
+    judge_steps: int = 800  # the judge's optimiser steps (it learns through defects: more steps than the classifier)
     ae_steps: int = 700  # autoencoder optimiser steps (~4 min each at f = 4 on 2 cores)
     ldm_steps: int = 1_800  # latent diffusion optimiser steps (~9 min on 2 cores)
     batch_size: int = 64
     sample_steps: int = 50  # DDIM steps S when sampling
-    n_samples_eval: int = 200  # samples drawn to measure prompt accuracy
+    n_samples_eval: int = 200  # samples drawn to measure prompt accuracy, per caption set of the headline metrics
 
 
 QUICK = Profile()
@@ -45,6 +46,7 @@ FULL = Profile(
     n_eval=5_000,
     image_size=32,
     classifier_steps=3_000,
+    judge_steps=4_000,
     ae_steps=20_000,
     ldm_steps=50_000,
     batch_size=128,

@@ -7,7 +7,7 @@ alone average plausible details into blur. This is a simplified `LPIPSWithDiscri
 of the reference code:
 
 * LPIPS needs a downloaded VGG; here any small feature network trained on our own data
-  (e.g. the attribute classifier of eval/judge.py) supplies the features.
+  (e.g. the attribute classifier of eval/classifier.py) supplies the features.
 * The learned output log-variance of the reference is dropped.
 * Losses are means per element (not sums per image), so the values read like an L1 error.
   The KL term is KL per image dimension, which keeps the reference's balance between

@@ -1,5 +1,5 @@
 """A grid of two-object samples from one checkpoint of scripts/explore_binding.py, each framed by
-the detector's verdict (green: bound right, red: swapped, grey: something missing or extra).
+the judge's verdict (green: bound right, red: swapped, grey: something missing or extra).
 
     .venv/bin/python scripts/binding_grid.py --name baseline --step 3000 --out /work/notes/binding_best_grid.png
 """
@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from explore_binding import WORK, eval_captions, recipe_configs
+from explore_binding import WORK, recipe_configs
 from PIL import Image
 
 from ldm_mini import checkpoints as ck
 from ldm_mini.autoencoder import Autoencoder
-from ldm_mini.eval.detector import detect, score_caption
+from ldm_mini.eval.judge import judge_flags
+from ldm_mini.eval.models import headline_captions
+from ldm_mini.eval.prompts import classify_images
 from ldm_mini.ldm import LatentDiffusion
-from ldm_mini.zoo import LDM_MAIN, ae_name, load_pretrained
+from ldm_mini.zoo import JUDGE, LDM_MAIN, ae_name, load_pretrained
 
 FRAME = {"binding": (40, 170, 60), "swapped": (220, 40, 40), "other": (150, 150, 150)}
 
@@ -41,7 +43,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True, help="a run of explore_binding.py, or 'shipped' for shapes-kl-f4")
     p.add_argument("--step", type=int, default=0, help="which ema-STEP.pt of the run")
-    p.add_argument("--n", type=int, default=48, help="captions: the first n of the evaluation's two-object set")
+    p.add_argument("--n", type=int, default=48, help="captions: the first n of the headline's two-object set")
     p.add_argument("--cols", type=int, default=8)
     p.add_argument("--sample-steps", type=int, default=50)
     p.add_argument("--work", type=Path, default=WORK)
@@ -49,13 +51,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)  # see explore_binding.py: one thread on shared cores
     ldm = load_pretrained(LDM_MAIN) if args.name == "shipped" else load_run(args.work / args.name, args.step)
-    captions = eval_captions(240, 200)[0][
-        : args.n
-    ]  # the evaluation's own set and seeds (seed 10_000 for the first batch)
-    images = ldm.eval().generate(captions, steps=args.sample_steps, guidance=3.0, seed=10_000)
+    captions = headline_captions(args.n)["two"]
+    images = ldm.eval().generate(captions, steps=args.sample_steps, guidance=3.0, seed=20_000)
     tiles, counts = [], {k: 0 for k in FRAME}
-    for caption, x in zip(captions, images):
-        s = score_caption(caption, detect(x))
+    for caption, x, seen in zip(captions, images, classify_images(images, load_pretrained(JUDGE))):
+        s = judge_flags(caption, seen)
         verdict = "binding" if s["binding"] else "swapped" if s["swapped"] else "other"
         counts[verdict] += 1
         tile = Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).resize(

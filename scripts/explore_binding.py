@@ -5,8 +5,9 @@
 
 Trains on the shipped ae-kl-f4 latents with the shipped recipe (``pretrained.ldm_recipe``,
 ``prepare_ldm_training``, ``train.train_diffusion``), changed only by the levers given as arguments.
-At each step of ``--eval-at`` the EMA weights sample FIXED held-out captions (DDIM, guidance 3,
-fixed seeds) and the rule-based detector scores them; one JSON line per evaluation goes to
+At each step of ``--eval-at`` the EMA weights are measured as the shipped model is
+(``eval.models.headline_metrics``: the headline caption sets, DDIM, guidance 3, fixed seeds, read by
+the judge, with the rule-based detector's reading beside it); one JSON line per evaluation goes to
 ``--out``. The training state lives in ``--work/NAME/``: a killed run resumes from its last
 checkpoint (every 250 steps) and skips the evaluations already in ``--out``.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 
@@ -28,34 +28,14 @@ import torch
 from ldm_mini import checkpoints as ck
 from ldm_mini.autoencoder import Autoencoder
 from ldm_mini.config import get_profile, seed_everything
-from ldm_mini.data import load_shapes, parse_caption
-from ldm_mini.eval.detector import detect, score_caption
+from ldm_mini.data import load_shapes
+from ldm_mini.eval.models import headline_metrics
 from ldm_mini.ldm import LatentDiffusion
 from ldm_mini.train import train_diffusion
-from ldm_mini.zoo import ae_name, ldm_recipe, prepare_ldm_training
+from ldm_mini.zoo import JUDGE, ae_name, ldm_recipe, load_pretrained, prepare_ldm_training
 
 OUT = Path("/work/notes/binding_explore.jsonl")
 WORK = Path("/work/runs_binding")
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k / n."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
-
-
-def eval_captions(n_two: int, n_single: int) -> tuple[list[str], list[str]]:
-    """The first n_two "X and Y" captions and the first n_single one-object captions of the test split."""
-    captions = load_shapes(4 * (n_two + n_single), "test", seed=0)["caption"]
-    two = [c for c in captions if parse_caption(c)["relation"] == "and"][:n_two]
-    single = [c for c in captions if parse_caption(c)["n_objects"] == 1][:n_single]
-    if len(two) < n_two or len(single) < n_single:
-        raise ValueError("not enough test captions; lower --n-two / --n-single")
-    return two, single
 
 
 def recipe_configs(args, ae: Autoencoder):
@@ -107,22 +87,14 @@ def build(args):
 
 
 @torch.no_grad()
-def evaluate(ldm, two: list[str], single: list[str], steps: int, batch: int = 120) -> dict:
-    def scores(captions, seed0):
-        rows = []
-        for i in range(0, len(captions), batch):
-            images = ldm.generate(captions[i : i + batch], steps=steps, guidance=3.0, seed=seed0 + i)
-            rows += [score_caption(c, detect(x)) for c, x in zip(captions[i : i + batch], images)]
-        return rows
-
-    out = {}
-    for captions, seed0 in ((single, 0), (two, 10_000)):
-        rows = scores(captions, seed0)
-        for key in rows[0]:
-            k = sum(r[key] for r in rows)
-            out[key] = round(k / len(rows), 4)
-            out[f"{key}_ci"] = wilson(k, len(rows))
-    out["n_two"], out["n_single"] = len(two), len(single)
+def evaluate(ldm, judge, n: int, steps: int) -> dict:
+    """The headline figures (eval.models.headline_metrics: n captions per set, read by the judge), with
+    the detector's reading beside them and the two readers' agreement."""
+    record, _ = headline_metrics(ldm, judge, n=n, steps=steps, guidance=3.0, seed=0)
+    out = {k: round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v] for k, v in record["figures"].items()}
+    out["detector"] = {k: round(v, 4) for k, v in record["detector"].items() if not k.endswith("_ci")}
+    out["agreement"] = round(record["agreement"]["objects"], 4)
+    out["n_per_set"] = n
     return out
 
 
@@ -155,8 +127,7 @@ def main() -> None:
         "--pos-init", type=float, default=None, help="std of tau_theta's position embeddings at init (library: 0.02)"
     )
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the evaluation")
-    p.add_argument("--n-two", type=int, default=240)
-    p.add_argument("--n-single", type=int, default=200)
+    p.add_argument("--n-eval", type=int, default=200, help="captions per headline set (eval.models.HEADLINE_SETS)")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--work", type=Path, default=WORK)
     args = p.parse_args()
@@ -178,7 +149,7 @@ def main() -> None:
     saved.write_text(json.dumps(levers))
     ldm, latents, tokens, config, cfg = build(args)
     params = sum(q.numel() for q in ldm.unet.parameters()) + sum(q.numel() for q in ldm.text_encoder.parameters())
-    two, single = eval_captions(args.n_two, args.n_single)
+    judge = load_pretrained(JUDGE)
     finished = done_steps(args.name, args.out)
     for step in args.eval_at:
         # Train up to `step` (resuming the saved state); train_diffusion then loads the EMA weights into
@@ -187,7 +158,7 @@ def main() -> None:
         if step in finished:
             continue
         t0 = time.perf_counter()
-        scores = evaluate(ldm, two, single, args.sample_steps)
+        scores = evaluate(ldm, judge, args.n_eval, args.sample_steps)
         row = {
             "name": args.name,
             "step": step,
@@ -195,7 +166,7 @@ def main() -> None:
             "eval_seconds": round(time.perf_counter() - t0, 1),
             "loss": history[-1]["loss"] if history else None,
             "params": params,
-            "sampler": f"DDIM-{args.sample_steps}, guidance 3, EMA weights",
+            "sampler": f"DDIM-{args.sample_steps}, guidance 3, EMA weights, read by the judge",
             **levers,
             **scores,
         }

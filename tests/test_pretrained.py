@@ -11,7 +11,8 @@ from ldm_mini.config import Profile
 from ldm_mini.zoo import build_all, load_pretrained
 
 TOY = Profile(
-    name="quick", n_train=64, n_eval=32, classifier_steps=2, ae_steps=2, ldm_steps=2, batch_size=8, n_samples_eval=4
+    name="quick", n_train=64, n_eval=32, classifier_steps=2, judge_steps=2, ae_steps=2, ldm_steps=2, batch_size=8,
+    n_samples_eval=4,
 )
 
 
@@ -19,20 +20,27 @@ TOY = Profile(
 def shipped(tmp_path_factory):
     directory = tmp_path_factory.mktemp("checkpoints")
     build_all(
-        TOY, only=["attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"], directory=directory, work_dir=None
+        TOY,
+        only=["attribute-classifier", "judge", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"],
+        directory=directory,
+        work_dir=None,
     )
     return directory
 
 
 def test_manifest_records_what_was_built(shipped):
     manifest = json.loads((shipped / "manifest.json").read_text())
-    assert set(manifest) == {"attribute-classifier", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"}
+    assert set(manifest) == {"attribute-classifier", "judge", "ae-kl-f4", "ae-vq-f4", "shapes-kl-f4"}
     assert {"codebook_usage", "perplexity", "bits_per_dim_entropy"} <= set(manifest["ae-vq-f4"]["metrics"])
     ae = manifest["ae-kl-f4"]
     assert ae["config"]["f"] == 4 and ae["train"]["steps"] == 2
     assert {"psnr", "ssim", "rfid", "bits_per_dim", "scale_factor"} <= set(ae["metrics"])
     assert manifest["shapes-kl-f4"]["autoencoder"] == "ae-kl-f4"
-    assert "single" in manifest["shapes-kl-f4"]["metrics"]
+    ldm = manifest["shapes-kl-f4"]
+    assert ldm["metrics"] == ldm["headline"]["figures"] and {"binding", "binding_ci", "single"} <= set(ldm["metrics"])
+    assert ldm["headline"]["agreement"]["n"] == 3 * TOY.n_samples_eval
+    assert (shipped / ldm["headline"]["two_grid"]).exists()
+    assert {"real_agree_objects", "val_defects_acc_colour1"} <= set(manifest["judge"]["metrics"])
     for entry in manifest.values():
         assert entry["sha256"] == ck.sha256(shipped / entry["file"])
 

@@ -9,7 +9,7 @@ position, and the caption y describes them in plain English from a small grammar
     "a yellow square and a purple circle"       (two objects, no relation: used for binding)
 
 The attributes are stored beside the caption as columns (``ATTRIBUTE_VALUES``), so the
-attribute classifier in ``eval/judge.py`` can check whether a generated image matches its
+attribute classifier in ``eval/classifier.py`` can check whether a generated image matches its
 prompt. Objects in two-object images are stored in *canonical order*: object 1 is the one on
 the left (horizontal layout) or at the top (vertical layout). A caption may mention them in
 either order ("a blue square to the right of a red circle").

@@ -1,7 +1,9 @@
-"""Measuring: pure measures, the judge network, prompt and binding scores, trained models.
+"""Measuring: pure measures, the attribute classifier, the judge, prompt and binding scores, trained models.
 
-- ``measures``: PSNR, SSIM, the Frechet distance in the judge's features (an FID stand-in);
-- ``judge``: the attribute classifier (perceptual-loss features, FD features, prompt judge) and its training;
+- ``measures``: PSNR, SSIM, the Frechet distance in a network's features (an FID stand-in);
+- ``classifier``: the attribute classifier (perceptual-loss features, FD features) and its training;
+- ``judge``: the judge of generated images, a network no model was trained against, and its agreement
+  with the rule-based ``detector``;
 - ``prompts``: prompt accuracy and attribute binding of generated images;
 - ``models``: an autoencoder's reconstructions and rate, an LDM's prompt accuracy, upscalers;
 - ``bound``: the variational bound of a pixel-space diffusion model, term by term (lesson 08).
@@ -9,7 +11,8 @@
 The common names are re-exported here: ``from ldm_mini.eval import psnr, prompt_accuracy``.
 """
 
-from .judge import AttributeClassifier, AttributeClassifierConfig, classifier_accuracy, train_attribute_classifier
+from .classifier import AttributeClassifier, AttributeClassifierConfig, classifier_accuracy, train_attribute_classifier
+from .judge import Judge, JudgeConfig, judge_vs_detector, train_judge
 from .measures import (
     PSNR_MAX,
     embed_images,
@@ -18,8 +21,18 @@ from .measures import (
     psnr,
     psnr_per_image,
     ssim,
+    wilson_interval,
 )
-from .models import evaluate_autoencoder, evaluate_ldm, evaluate_upscalers, evaluation_captions, upscalers
+from .models import (
+    HEADLINE_SETS,
+    evaluate_autoencoder,
+    evaluate_ldm,
+    evaluate_upscalers,
+    evaluation_captions,
+    headline_captions,
+    headline_metrics,
+    upscalers,
+)
 from .prompts import (
     PROMPT_METRICS,
     binding_table,
@@ -32,9 +45,10 @@ from .prompts import (
 )
 
 __all__ = [
-    "AttributeClassifier", "AttributeClassifierConfig", "classifier_accuracy", "train_attribute_classifier", "PSNR_MAX",
-    "embed_images", "frechet_distance", "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim",
-    "evaluate_autoencoder", "evaluate_ldm", "evaluate_upscalers", "evaluation_captions", "upscalers", "PROMPT_METRICS",
-    "binding_table", "classify_images", "describe", "judge_caption", "prompt_accuracy", "score_binding",
-    "two_object_captions",
+    "AttributeClassifier", "AttributeClassifierConfig", "classifier_accuracy", "train_attribute_classifier", "Judge",
+    "JudgeConfig", "judge_vs_detector", "train_judge", "PSNR_MAX", "embed_images", "frechet_distance",
+    "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim", "wilson_interval", "HEADLINE_SETS",
+    "evaluate_autoencoder", "evaluate_ldm", "evaluate_upscalers", "evaluation_captions", "headline_captions",
+    "headline_metrics", "upscalers", "PROMPT_METRICS", "binding_table", "classify_images", "describe", "judge_caption",
+    "prompt_accuracy", "score_binding", "two_object_captions",
 ]

@@ -176,11 +176,12 @@ def _corners(a: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> float:
     covers at least half): a square fills its corners, a circle leaves them empty."""
     xs, ys = np.flatnonzero(cols >= 0.5), np.flatnonzero(rows >= 0.5)
     x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
+    xe, ye = max(x1 - 2, 0), max(y1 - 2, 0)  # a box 1 pixel wide (a speck in a noisy sample) has no 2x2 corner
     patches = [
         a[y0 : y0 + 2, x0 : x0 + 2],
-        a[y0 : y0 + 2, x1 - 2 : x1],
-        a[y1 - 2 : y1, x0 : x0 + 2],
-        a[y1 - 2 : y1, x1 - 2 : x1],
+        a[y0 : y0 + 2, xe:x1],
+        a[ye:y1, x0 : x0 + 2],
+        a[ye:y1, xe:x1],
     ]
     return float(np.mean([p.mean() for p in patches]))
 

@@ -2,7 +2,7 @@
 
 - **Distortion**: ``psnr`` and ``ssim`` between an image x and its reconstruction x~ = D(E(x)),
   for the autoencoder lessons (the paper's Table 8 and Figure 6 report PSNR and SSIM).
-- **A Frechet distance** in the attribute classifier's feature space (``judge.py``), an *FID
+- **A Frechet distance** in the attribute classifier's feature space (``classifier.py``), an *FID
   stand-in*. It is NOT the Inception FID of the paper: its numbers are only comparable with each
   other (same classifier, same number of images), never with published FIDs.
 
@@ -12,6 +12,8 @@ the model range [-1, 1], like the autoencoder, so the perceptual loss can feed i
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -151,3 +153,22 @@ def frechet_distance(
     return frechet_distance_from_features(
         embed_images(real_images, classifier, batch_size), embed_images(fake_images, classifier, batch_size)
     )
+
+
+# ---------------------------------------------------------------------------- intervals
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval (z = 1.96) of a proportion k / n, by Wilson's score method.
+
+    The textbook p +- z sqrt(p (1 - p) / n) collapses to [1, 1] at k = n and can leave [0, 1];
+    Wilson's interval does neither: for 200 / 200 it is [0.981, 1.0], not a certainty.
+    """
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k = {k}, n = {n}")
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))

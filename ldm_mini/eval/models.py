@@ -11,9 +11,11 @@ from ..autoencoder import Autoencoder
 from ..data import load_shapes, to_image_range, to_model_range
 from ..ldm import LatentDiffusion, SuperResDiffusion, bicubic_upsample, downsample
 from ..rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
-from .judge import AttributeClassifier
-from .measures import frechet_distance, psnr, ssim
-from .prompts import prompt_accuracy
+from .classifier import AttributeClassifier
+from .detector import detect, score_caption
+from .judge import judge_flags, judge_vs_detector
+from .measures import frechet_distance, psnr, ssim, wilson_interval
+from .prompts import classify_images, prompt_accuracy
 
 
 @torch.no_grad()
@@ -86,6 +88,88 @@ def evaluate_ldm(
     result = prompt_accuracy(captions, images, classifier)
     result.pop("per_caption")
     return result
+
+
+# ---------------------------------------------------------------------------- the headline figures
+
+# One caption set per headline metric, from the held-out test split (kinds of data.CAPTION_KINDS):
+HEADLINE_SETS = {
+    "single": "colour_shape",  # "a red circle": exactly one object, shape and colour right
+    "single_full": "size_colour_shape_pos",  # "a small red circle on the left": also size and position
+    "two": "two_and",  # "a red circle and a blue square": presence, binding, swapped
+}
+HEADLINE_METRICS = {"single": "single", "single_full": "single_full", "two": ("presence", "binding", "swapped")}
+
+
+def headline_captions(n: int = 200, seed: int = 0) -> dict[str, list[str]]:
+    """The first ``n`` test captions of each kind in ``HEADLINE_SETS``: {set name: captions}."""
+    pool = load_shapes(max(1_000, 12 * n), "test", seed=seed)  # the rarest kind is ~11% of the captions
+    out = {
+        name: [c for c, k in zip(pool["caption"], pool["caption_kind"]) if k == kind][:n]
+        for name, kind in HEADLINE_SETS.items()
+    }
+    short = {name: len(c) for name, c in out.items() if len(c) < n}
+    if short:
+        raise ValueError(f"only {short} test captions of these kinds among {len(pool)} images; ask for fewer than {n}")
+    return out
+
+
+def headline_figures(flags: dict[str, list[dict]]) -> dict:
+    """{set name: one dict of flags per image} -> each headline metric with its 95% Wilson interval:
+    ``single`` and ``single_full`` on their own sets; ``presence``, ``binding`` and ``swapped`` on
+    the two-object set. Fractions, e.g. {"binding": 0.5, "binding_ci": [0.43, 0.57], ...}."""
+    out: dict = {}
+    for name, metrics in HEADLINE_METRICS.items():
+        for metric in (metrics,) if isinstance(metrics, str) else metrics:
+            k, n = sum(row[metric] for row in flags[name]), len(flags[name])
+            out[metric] = k / n
+            out[f"{metric}_ci"] = list(wilson_interval(k, n))
+    return out
+
+
+@torch.no_grad()
+def headline_metrics(
+    ldm: LatentDiffusion,
+    judge,
+    n: int = 200,
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The text-to-image model's headline figures, the ones the lessons and the README quote.
+
+    ``n`` captions per set of ``HEADLINE_SETS``, DDIM with ``steps`` and ``guidance``, image i of
+    a set drawn with seed ``seed + 10_000 * set + i``. Read by the ``judge`` (``figures``) and by
+    the rule-based detector (``detector``), with their agreement on these images (``agreement``).
+    Returns (record for the manifest, {set name: images b 3 h w in [0, 1]}).
+    """
+    captions = headline_captions(n, seed)
+    images = {}
+    for k, (name, caps) in enumerate(captions.items()):
+        images[name] = torch.cat(
+            [
+                ldm.generate(caps[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + 10_000 * k + i)
+                for i in range(0, n, batch_size)
+            ]
+        )
+    by_judge = {
+        name: [judge_flags(c, a) for c, a in zip(captions[name], classify_images(images[name], judge))]
+        for name in captions
+    }
+    by_detector = {
+        name: [score_caption(c, detect(x)) for c, x in zip(captions[name], images[name])] for name in captions
+    }
+    agreement = judge_vs_detector(judge, torch.cat(list(images.values())), sum(captions.values(), []))
+    record = {
+        "figures": headline_figures(by_judge),
+        "detector": headline_figures(by_detector),
+        "agreement": {**{k: agreement[k] for k in ("objects", "verdict", "n")}, "disagree": agreement["disagree"]},
+        "sampler": f"DDIM-{steps}, eta 0, guidance {guidance:g}, EMA weights as shipped (fp16)",
+        "sets": {name: {"kind": HEADLINE_SETS[name], "n": n, "first": captions[name][0]} for name in captions},
+        "seed": seed,
+    }
+    return record, images
 
 
 def upscalers(models: dict[str, SuperResDiffusion], sample_steps: int, seed: int = 0) -> dict:

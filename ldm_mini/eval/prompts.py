@@ -1,6 +1,6 @@
 """Does a generated image show what its caption asked for? Prompt accuracy and attribute binding.
 
-The attribute classifier (``judge.py``) names what each image shows; ``judge_caption`` compares
+The attribute classifier (``classifier.py``) names what each image shows; ``judge_caption`` compares
 that with ``parse_caption`` of the prompt. ``score_binding`` and ``binding_table`` (lesson 10)
 split two-object captions into *presence* (each named colour and shape appears) and *binding*
 (each colour sits on its own shape).
@@ -32,7 +32,7 @@ def classify_images(images: torch.Tensor, classifier, batch_size: int = 500) -> 
     return rows
 
 
-def _objects(attrs: dict) -> list[tuple]:
+def seen_objects(attrs: dict) -> list[tuple]:
     """(colour, shape) of each object present; object 2 is present if its shape is not "none"."""
     objects = [(attrs["colour1"], attrs["shape1"])]
     if attrs["shape2"] != "none":
@@ -54,7 +54,7 @@ def judge_caption(caption: str, pred: dict[str, str]) -> dict:
     Returns {metric name: bool} for the metrics that apply to this caption.
     """
     want = parse_caption(caption)
-    got = _objects(pred)
+    got = seen_objects(pred)
     if want["n_objects"] == 1:
         # single: exactly one object, of the right shape and colour.
         single = len(got) == 1 and got[0] == (want["colour1"], want["shape1"])
@@ -153,7 +153,7 @@ def score_binding(caption: str, seen: dict[str, str]) -> dict[str, bool]:
     - ``binding_layout``: ``binding``, and for relation captions the stated layout too (the
       ``two_binding`` of ``prompt_accuracy``, the number in the manifest).
     """
-    wanted, got = caption_objects(caption), _objects(seen)
+    wanted, got = caption_objects(caption), seen_objects(seen)
     colours, shapes = {c for c, _ in got}, {s for _, s in got}
     presence = all(c in colours and s in shapes for c, s in wanted)
     binding = len(got) == 2 and sorted(got) == sorted(wanted)

@@ -44,7 +44,7 @@ from einops import rearrange
 from ..checkpoints import read_manifest
 from ..config import Profile
 from ..data import COLOURS, caption_objects, save_png_grid
-from ..eval.prompts import _objects, binding_table, classify_images, describe, score_binding, two_object_captions
+from ..eval.prompts import binding_table, classify_images, describe, score_binding, seen_objects, two_object_captions
 from ..guidance import LOSSES, AttentionGuidance, generate
 from ..ldm import LatentDiffusion
 from ..train import train_diffusion
@@ -172,7 +172,7 @@ def attention_on_objects(
     object that carries the word ("own": the object with that colour for a colour word, with that
     shape for a shape word) and on the other object. None if the image does not show both colours
     on two objects (then "own" is undefined)."""
-    got = _objects(seen)
+    got = seen_objects(seen)
     wanted = caption_objects(caption)
     if len(got) != 2 or {c for c, _ in got} != {c for c, _ in wanted}:
         return None

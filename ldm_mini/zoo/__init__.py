@@ -9,6 +9,7 @@ from .build import (
     build_all,
     build_autoencoder,
     build_classifier,
+    build_judge,
     build_ldm,
     build_pixel,
     build_superres,
@@ -20,6 +21,7 @@ from .recipes import (
     AE_FACTORS,
     AE_REGS,
     CLASSIFIER,
+    JUDGE,
     LDM_MAIN,
     PIXEL,
     PIXEL_STEPS,
@@ -38,8 +40,9 @@ from .recipes import (
 from .store import load_diffusion, load_pretrained, save_diffusion
 
 __all__ = [
-    "build_all", "build_autoencoder", "build_classifier", "build_ldm", "build_pixel", "build_superres",
-    "prepare_ldm_training", "ship_superres", "train_superres_pair", "AE_FACTORS", "AE_REGS", "CLASSIFIER", "LDM_MAIN",
-    "PIXEL", "PIXEL_STEPS", "PROGRESS_CAPTIONS", "SR_LDM", "SR_PIXEL", "SUPERRES", "SRBudget", "ae_name", "ae_recipe",
-    "ldm_recipe", "pixel_recipe", "sr_budget", "sr_recipe", "load_diffusion", "load_pretrained", "save_diffusion",
+    "build_all", "build_autoencoder", "build_classifier", "build_judge", "build_ldm", "build_pixel", "build_superres",
+    "prepare_ldm_training", "ship_superres", "train_superres_pair", "AE_FACTORS", "AE_REGS", "CLASSIFIER", "JUDGE",
+    "LDM_MAIN", "PIXEL", "PIXEL_STEPS", "PROGRESS_CAPTIONS", "SR_LDM", "SR_PIXEL", "SUPERRES", "SRBudget", "ae_name",
+    "ae_recipe", "ldm_recipe", "pixel_recipe", "sr_budget", "sr_recipe", "load_diffusion", "load_pretrained",
+    "save_diffusion",
 ]

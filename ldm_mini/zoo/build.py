@@ -1,7 +1,8 @@
 """``make pretrained``: rebuild every file in ``data/checkpoints/`` from scratch, in dependency order.
 
-1. ``attribute-classifier``: names shape, colour, size and position of each object. It is the
-   perceptual-loss network of the autoencoders and the judge of every generated image.
+1. ``attribute-classifier``: names shape, colour, size and position of each object: the
+   perceptual-loss network of the autoencoders (and the features of the Frechet distance);
+   ``judge``: a second network, which no model is trained against, reads the generated images.
 2. ``ae-{kl,vq}-f{1,2,4,8,16}``: the first-stage autoencoders (lesson 02's table).
 3. ``shapes-kl-f4``: the text-to-image latent diffusion model (lessons 04-06).
 4. ``shapes-pixel``: an unconditional pixel-space diffusion model (lesson 08, where the bits go).
@@ -24,15 +25,19 @@ import torch
 from .. import checkpoints as ck
 from ..autoencoder import Autoencoder
 from ..config import Profile, get_profile, pick_device, seed_everything
-from ..data import attribute_labels, images_uint8, load_shapes, save_png_grid, to_model_range
+from ..data import attribute_labels, images_uint8, load_shapes, save_png_grid, to_image_range, to_model_range
 from ..eval.bound import evaluate_bound, unconditional_eps
-from ..eval.judge import AttributeClassifier, classifier_accuracy, train_attribute_classifier
-from ..eval.models import evaluate_autoencoder, evaluate_ldm, evaluate_upscalers, upscalers
+from ..eval.classifier import AttributeClassifier, classifier_accuracy, train_attribute_classifier
+from ..eval.detector import detect
+from ..eval.judge import add_defects, judge_vs_detector, train_judge
+from ..eval.models import evaluate_autoencoder, evaluate_upscalers, headline_metrics, upscalers
+from ..eval.prompts import classify_images, seen_objects
 from ..ldm import LatentDiffusion, LDMConfig, SuperResDiffusion
 from ..train import TrainConfig, encode_images, sr_training_data, train_autoencoder, train_diffusion
 from .recipes import (
     AE_REGS,
     CLASSIFIER,
+    JUDGE,
     LDM_MAIN,
     PIXEL,
     PROGRESS_CAPTIONS,
@@ -93,6 +98,64 @@ def build_classifier(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed
         directory,
     )
     return model
+
+
+def build_judge(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 1) -> torch.nn.Module:
+    """Train the judge (``eval/judge.py``) and record in the manifest its accuracy on clean val images
+    and on val images with defects, and its agreement with the rule-based detector on real test images."""
+    train = load_shapes(profile.n_train, "train", seed=0)
+    val = load_shapes(profile.n_eval, "val", seed=0)
+    test = load_shapes(profile.n_eval, "test", seed=0)
+    start = time.perf_counter()
+    model = train_judge(images_uint8(train), attribute_labels(train), steps=profile.judge_steps, seed=seed)
+    seconds = time.perf_counter() - start
+    clean = classifier_accuracy(model, images_uint8(val), attribute_labels(val))
+    defected = to_image_range(add_defects(to_model_range(images_uint8(val)), torch.Generator().manual_seed(99)))
+    with_defects = classifier_accuracy(model, (defected * 255).round().to(torch.uint8), attribute_labels(val))
+    real = judge_vs_detector(model, images_uint8(test), test["caption"])
+    truth = [_true_objects(row) for row in test.remove_columns("image").to_list()]
+    judge_seen = classify_images(images_uint8(test), model)
+    judge_right = sum(sorted(seen_objects(a)) == t for a, t in zip(judge_seen, truth))
+    detector_right = sum(sorted((o.colour, o.shape) for o in detect(x)) == t for x, t in zip(images_uint8(test), truth))
+    path = ck.save_model(model, directory / f"{JUDGE}.safetensors", half=True)
+    metrics = {f"val_acc_{k}": v for k, v in clean.items()}
+    metrics |= {f"val_defects_acc_{k}": v for k, v in with_defects.items()}
+    metrics |= {"real_agree_objects": real["objects"], "real_agree_verdict": real["verdict"], "real_n": real["n"]}
+    metrics |= {
+        "real_judge_objects_right": judge_right / len(test),
+        "real_detector_objects_right": detector_right / len(test),
+    }
+    extra = {"steps": profile.judge_steps, "seed": seed, "real_disagree": real["disagree"][:20]}
+    ck.write_manifest_entry(
+        JUDGE, _manifest_entry(path, "judge", model.config, None, seconds, metrics, **extra), directory
+    )
+    return model
+
+
+def _true_objects(row: dict) -> list[tuple[str, str]]:
+    """The (colour, shape) pairs a dataset row holds, sorted."""
+    pairs = [(row["colour1"], row["shape1"])]
+    return sorted(pairs + ([(row["colour2"], row["shape2"])] if row["n_objects"] == 2 else []))
+
+
+def measure_headline(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int = 0) -> dict:
+    """The shipped text-to-image model's headline figures (``eval.models.headline_metrics``, read by the
+    judge), stored under "headline" in its manifest entry, and a grid of its two-object samples."""
+    ldm, judge = load_pretrained(LDM_MAIN, directory), load_pretrained(JUDGE, directory)
+    start = time.perf_counter()
+    record, images = headline_metrics(ldm, judge, n=profile.n_samples_eval, steps=50, guidance=3.0, seed=seed)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    two = images["two"][:48]  # b 3 h w -> rows of 12 (one row if fewer)
+    rows = two.reshape(-1, 12, *two.shape[1:]) if len(two) % 12 == 0 else two[None]
+    record["two_grid"] = save_png_grid(rows, directory / f"{LDM_MAIN}-two.png", frame=1).name
+    disagree = [d["index"] for d in record["agreement"]["disagree"]][:12]
+    if disagree:  # where the judge and the detector read a sample differently: for a person to look at
+        every = torch.cat(list(images.values()))  # in the order of the agreement's indices
+        record["disagree_grid"] = save_png_grid(every[disagree][None], directory / f"{LDM_MAIN}-disagree.png").name
+    manifest = ck.read_manifest(directory)  # "metrics": the judge's figures, "headline": how they were measured
+    entry = {**manifest[LDM_MAIN], "metrics": record["figures"], "headline": record}
+    ck.write_manifest_entry(LDM_MAIN, entry, directory)
+    return record
 
 
 def fit_autoencoder(
@@ -215,8 +278,7 @@ def build_ldm(
         on_step=snapshot,
     )
     seconds = history[-1]["seconds"] if history else time.perf_counter() - start
-    classifier = load_pretrained(CLASSIFIER, directory)
-    metrics = evaluate_ldm(ldm, classifier, n=profile.n_samples_eval, steps=50, guidance=3.0, seed=seed)
+    metrics: dict = {}  # filled by measure_headline, read by the judge (build_all runs it next)
     path = save_diffusion(ldm, directory / f"{LDM_MAIN}.safetensors")
     progress = save_png_grid(
         torch.stack([snapshots[k] for k in sorted(snapshots)]), directory / f"{LDM_MAIN}-progress.png"
@@ -403,6 +465,8 @@ def build_all(
     wanted = lambda name: only is None or name in only  # noqa: E731
     if wanted(CLASSIFIER):
         build_classifier(profile, directory)
+    if wanted(JUDGE):
+        build_judge(profile, directory)
     classifier = load_pretrained(CLASSIFIER, directory)
     for f in (4, 1, 2, 8, 16):  # f = 4 first: the LDM needs it
         for reg in AE_REGS:
@@ -410,6 +474,8 @@ def build_all(
                 build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir)
     if wanted(LDM_MAIN):
         build_ldm(profile, directory, work_dir=work_dir)
+    if wanted(LDM_MAIN) or wanted(JUDGE):  # the headline figures: this model read by this judge
+        measure_headline(profile, directory)
     if wanted(PIXEL):
         build_pixel(profile, directory, work_dir=work_dir)
     if any(wanted(name) for name in SUPERRES):  # one run makes both (they share the budget and the table)

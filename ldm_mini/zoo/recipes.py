@@ -18,7 +18,8 @@ from ..unet import UNetConfig
 
 AE_FACTORS = (1, 2, 4, 8, 16)
 AE_REGS = ("kl", "vq")
-CLASSIFIER = "attribute-classifier"
+CLASSIFIER = "attribute-classifier"  # the perceptual loss's features (and the Frechet distance's)
+JUDGE = "judge"  # reads generated images; no model was trained against it
 LDM_MAIN = "shapes-kl-f4"
 PIXEL = "shapes-pixel"
 PIXEL_STEPS = {"quick": 1_500, "full": 50_000}  # optimiser steps of the pixel model per profile

@@ -8,7 +8,8 @@ import torch
 
 from .. import checkpoints as ck
 from ..autoencoder import Autoencoder
-from ..eval.judge import AttributeClassifier
+from ..eval.classifier import AttributeClassifier
+from ..eval.judge import Judge
 from ..ldm import DiffusionModel, LatentDiffusion, LDMConfig, SRConfig, SuperResDiffusion
 
 DIFFUSION_CLASSES = {
@@ -56,12 +57,14 @@ def load_diffusion(
 
 
 def load_pretrained(name: str, directory: Path = ck.CHECKPOINT_DIR, device: torch.device | str = "cpu"):
-    """A shipped checkpoint, after checking its sha256: an AttributeClassifier, an Autoencoder,
+    """A shipped checkpoint, after checking its sha256: an AttributeClassifier, the Judge, an Autoencoder,
     a LatentDiffusion or a SuperResDiffusion (with its autoencoder), in eval mode, in float32."""
     path, entry = ck.verified_path(name, directory)
     kind = entry["kind"]
     if kind == "classifier":
         model = ck.load_model(AttributeClassifier, path)
+    elif kind == "judge":
+        model = ck.load_model(Judge, path)
     elif kind == "autoencoder":
         model = ck.load_model(Autoencoder, path)
     elif kind in ("ldm", "superres"):

@@ -1,0 +1,162 @@
+"""The judge of generated images (eval/judge.py), its agreement with the rule-based detector, the
+headline figures (eval/models.py) and the Wilson interval."""
+
+import math
+
+import pytest
+import torch
+from tiny import tiny_unet
+
+from ldm_mini.autoencoder import AutoencoderConfig
+from ldm_mini.data import ATTRIBUTE_VALUES, attribute_labels, build_shapes, images_uint8, parse_caption, to_model_range
+from ldm_mini.eval import HEADLINE_SETS, Judge, JudgeConfig, headline_captions, judge_vs_detector, wilson_interval
+from ldm_mini.eval.classifier import AttributeClassifier, fit_attributes
+from ldm_mini.eval.detector import detect
+from ldm_mini.eval.judge import add_defects, blur, judge_flags, train_judge
+from ldm_mini.eval.models import headline_figures, headline_metrics
+from ldm_mini.ldm import LatentDiffusion, LDMConfig
+from ldm_mini.text import TextEncoderConfig
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return build_shapes(60, "test", seed=0)
+
+
+class TruthJudge:
+    """A stand-in judge that 'sees' the dataset's own labels (optionally with colours swapped)."""
+
+    def __init__(self, rows, swap=False):
+        self.rows, self.swap, self.seen = rows, swap, 0
+
+    def predict(self, x):
+        rows = self.rows[self.seen : self.seen + x.shape[0]]
+        self.seen += x.shape[0]
+        out = {name: [r[name] for r in rows] for name in ATTRIBUTE_VALUES}
+        if self.swap:  # the binding failure: colours on the wrong shapes
+            for i, r in enumerate(rows):
+                if r["n_objects"] == 2 and r["colour1"] != r["colour2"]:
+                    out["colour1"][i], out["colour2"][i] = r["colour2"], r["colour1"]
+        return out
+
+
+def test_judge_is_another_network_with_the_classifiers_heads():
+    judge, classifier = Judge(), AttributeClassifier()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    logits = judge(x)
+    assert {k: v.shape for k, v in logits.items()} == {k: (2, len(v)) for k, v in ATTRIBUTE_VALUES.items()}
+    assert set(judge.predict(x)) == set(ATTRIBUTE_VALUES)
+    assert judge.embed(x).shape == (2, JudgeConfig().hidden)
+    assert type(judge.net[0][0]) is torch.nn.Conv2d and judge.net[0][0].kernel_size == (5, 5)
+    assert sum(p.numel() for p in judge.parameters()) != sum(p.numel() for p in classifier.parameters())
+    assert judge.training  # predict() must not leave it in eval mode
+    judge.predict(x)
+    assert judge.training
+
+
+def test_blur_keeps_flat_images_and_sigma_zero_is_identity():
+    x = torch.rand(3, 3, 16, 16)
+    assert torch.allclose(blur(x, torch.zeros(3)), x, atol=1e-6)
+    flat = torch.full((2, 3, 8, 8), 0.3)
+    assert torch.allclose(blur(flat, torch.tensor([0.5, 1.2])), flat, atol=1e-6)
+    blurred = blur(x, torch.tensor([0.0, 1.0, 1.0]))
+    assert torch.allclose(blurred[0], x[0], atol=1e-6) and blurred[1].std() < x[1].std()
+
+
+def test_defects_are_seeded_in_range_and_keep_what_the_detector_reads(shapes):
+    x = to_model_range(images_uint8(shapes))
+    a = add_defects(x, torch.Generator().manual_seed(0))
+    b = add_defects(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert a.min() >= -1 and a.max() <= 1 and (a - x).abs().mean() > 0.01
+    # No label changes: the detector, which never saw the defects, still reads the same objects.
+    same = sum(
+        sorted((o.colour, o.shape) for o in detect(u)) == sorted((o.colour, o.shape) for o in detect(v))
+        for u, v in zip(images_uint8(shapes), ((a + 1) * 127.5).round().to(torch.uint8))
+    )
+    assert same >= 0.9 * len(shapes), f"the defects changed what the detector reads in {len(shapes) - same} images"
+
+
+def test_fit_attributes_refuses_mismatched_labels(shapes):
+    labels = attribute_labels(shapes)
+    with pytest.raises(ValueError, match="uint8"):
+        fit_attributes(Judge(), images_uint8(shapes).float(), labels, 1, 4, 1e-3, 0, progress=False)
+    with pytest.raises(ValueError, match="same dataset"):
+        short = {k: v[:-1] for k, v in labels.items()}
+        fit_attributes(Judge(), images_uint8(shapes), short, 1, 4, 1e-3, 0, progress=False)
+
+
+def test_train_judge_is_seeded_and_returns_eval_mode(shapes):
+    images, labels = images_uint8(shapes), attribute_labels(shapes)
+    a = train_judge(images, labels, steps=3, batch_size=8, seed=1, progress=False)
+    b = train_judge(images, labels, steps=3, batch_size=8, seed=1, progress=False)
+    assert not a.training
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_judge_vs_detector_agrees_with_the_truth_and_catches_swaps(shapes):
+    rows = shapes.remove_columns("image").to_list()
+    images, captions = images_uint8(shapes), shapes["caption"]
+    same = judge_vs_detector(TruthJudge(rows), images, captions)
+    assert same["objects"] == 1.0 and same["verdict"] == 1.0 and same["disagree"] == [] and same["n"] == len(rows)
+    swapped = judge_vs_detector(TruthJudge(rows, swap=True), images, captions)
+    n_swapped = sum(r["n_objects"] == 2 and r["colour1"] != r["colour2"] and r["shape1"] != r["shape2"] for r in rows)
+    assert n_swapped > 0
+    assert len(swapped["disagree"]) == n_swapped and round(swapped["objects"] * len(rows)) == len(rows) - n_swapped
+    first = swapped["disagree"][0]
+    assert set(first) == {"index", "caption", "judge", "detector"} and first["judge"] != first["detector"]
+    with pytest.raises(ValueError, match="one caption per image"):
+        judge_vs_detector(TruthJudge(rows), images, captions[:-1])
+
+
+def test_judge_flags_use_the_detectors_names():
+    seen = {"colour1": "red", "shape1": "circle", "size1": "small", "pos1": "left",
+            "colour2": "blue", "shape2": "square", "size2": "small", "pos2": "right"}  # fmt: skip
+    assert judge_flags("a blue circle and a red square", seen) == {"presence": True, "binding": False, "swapped": True}
+    assert judge_flags("a red circle and a blue square", seen) == {"presence": True, "binding": True, "swapped": False}
+    one = {**seen, "shape2": "none", "colour2": "none", "size2": "none", "pos2": "none"}
+    assert judge_flags("a red circle", one) == {"single": True, "single_full": True}
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(200, 200)
+    assert hi == 1.0 and 0.98 < lo < 0.982
+    lo, hi = wilson_interval(100, 200)
+    assert math.isclose(lo + hi, 1.0) and 0.43 < lo < 0.432  # symmetric around 1/2
+    a, b = wilson_interval(30, 200), wilson_interval(170, 200)
+    assert math.isclose(a[0], 1 - b[1]) and math.isclose(a[1], 1 - b[0])
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        wilson_interval(5, 4)
+
+
+def test_headline_captions_one_set_per_metric():
+    sets = headline_captions(12)
+    assert set(sets) == set(HEADLINE_SETS) and all(len(c) == 12 for c in sets.values())
+    assert all(parse_caption(c)["n_objects"] == 1 and parse_caption(c)["size1"] is None for c in sets["single"])
+    assert all(parse_caption(c)["pos1"] is not None and parse_caption(c)["size1"] for c in sets["single_full"])
+    assert all(parse_caption(c)["relation"] == "and" for c in sets["two"])
+    assert headline_captions(12) == sets
+
+
+def test_headline_figures_fractions_and_intervals():
+    flags = {
+        "single": [{"single": True}] * 3 + [{"single": False}],
+        "single_full": [{"single": True, "single_full": True}, {"single": True, "single_full": False}],
+        "two": [{"presence": True, "binding": True, "swapped": False},
+                {"presence": True, "binding": False, "swapped": True}],  # fmt: skip
+    }
+    out = headline_figures(flags)
+    assert out["single"] == 0.75 and out["single_full"] == 0.5 and out["binding"] == 0.5 and out["presence"] == 1.0
+    assert out["single_ci"] == list(wilson_interval(3, 4)) and out["swapped_ci"][0] < 0.5 < out["swapped_ci"][1]
+
+
+def test_headline_metrics_on_a_tiny_model():
+    torch.manual_seed(0)
+    ae = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
+    text = TextEncoderConfig(dim=8, n_layers=1, n_heads=2)
+    ldm = LatentDiffusion(LDMConfig(autoencoder=ae, unet=tiny_unet(), text=text, image_size=16)).eval()
+    record, images = headline_metrics(ldm, Judge(), n=2, steps=2)
+    assert {k: v.shape for k, v in images.items()} == {k: (2, 3, 16, 16) for k in HEADLINE_SETS}
+    assert set(record["figures"]) == set(record["detector"]) >= {"single", "binding", "binding_ci", "swapped"}
+    assert record["agreement"]["n"] == 6 and 0 <= record["agreement"]["objects"] <= 1
+    assert record["sets"]["two"]["kind"] == "two_and"
