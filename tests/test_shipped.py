@@ -40,3 +40,21 @@ def test_shipped_ldm_samples_the_same_images_every_time():
     a = ldm.generate(["a red circle", "a blue square above a green triangle"], steps=10, seed=0)
     b = ldm.generate(["a red circle", "a blue square above a green triangle"], steps=10, seed=0)
     assert torch.equal(a, b)
+
+
+def test_the_shipped_judge_agrees_with_the_detector_and_the_readme_quotes_the_manifest():
+    from pathlib import Path
+
+    from ldm_mini.checkpoints import read_manifest
+
+    manifest = read_manifest()
+    judge, headline = manifest["judge"]["metrics"], manifest["shapes-kl-f4"]["headline"]
+    assert judge["real_agree_objects"] >= 0.99 and judge["real_n"] >= 500  # issue 14's targets
+    assert headline["agreement"]["objects"] >= 0.95 and headline["agreement"]["n"] >= 500
+    assert manifest["shapes-kl-f4"]["metrics"] == headline["figures"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    figures = headline["figures"]
+    for label, key in (("one object", "single"), ("bound right", "binding"), ("colours swapped", "swapped")):
+        lo, hi = figures[f"{key}_ci"]
+        quoted = f"{label} {100 * figures[key]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+        assert quoted in readme, f"README should say {quoted!r}, as the manifest does"

@@ -343,7 +343,7 @@ plt.show()
 # each object is: its pixels are the ones close to its colour (the background is near-white). For
 # each colour word and each shape word we compare the mean map value (on the 4 x 4 maps, upsampled)
 # over **its own object** with the mean over **the other object**. We keep only images that the
-# attribute classifier judges right (both objects, each with its caption's colour and shape, in the
+# judge (lesson 00, section 8) reads right (both objects, each with its caption's colour and shape, in the
 # stated arrangement), so that "its own object" is well defined: this model often swaps colours
 # between two objects (lessons 06 and 10).
 
@@ -359,10 +359,10 @@ def colour_mask(image: torch.Tensor, colour: str, tol: float = 70.0) -> torch.Te
     return (image * 255 - rgb).norm(dim=0) < tol
 
 
-classifier = ldm_mini.load_pretrained("attribute-classifier", device=device)
+judge = ldm_mini.load_pretrained("judge", device=device)  # marks generated images; no model was trained against it
 two_object = [c for c in evaluation_captions(200, seed=SEED) if parse_caption(c)["n_objects"] == 2][:64]
 images, maps = word_maps(two_object)
-judged = prompt_accuracy(two_object, images, classifier)["per_caption"]
+judged = prompt_accuracy(two_object, images, judge)["per_caption"]
 m4 = maps[max(maps)]  # the 4x4 maps, upsampled: b tokens H W
 rows = []
 for i, (cap, verdict) in enumerate(zip(two_object, judged)):
