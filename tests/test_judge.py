@@ -160,3 +160,11 @@ def test_headline_metrics_on_a_tiny_model():
     assert set(record["figures"]) == set(record["detector"]) >= {"single", "binding", "binding_ci", "swapped"}
     assert record["agreement"]["n"] == 6 and 0 <= record["agreement"]["objects"] <= 1
     assert record["sets"]["two"]["kind"] == "two_and"
+    assert len(record["two_verdicts"]) == 2 and set(record["two_verdicts"]) <= {"bound", "swapped", "other"}
+
+
+def test_progress_points_are_evenly_spaced_and_end_at_the_last_step():
+    from ldm_mini.zoo.build import progress_points
+
+    assert progress_points(1800) == [300, 600, 900, 1200, 1500, 1800]
+    assert progress_points(2) == [1, 2] and progress_points(1) == [1]

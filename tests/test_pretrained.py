@@ -40,6 +40,8 @@ def test_manifest_records_what_was_built(shipped):
     assert ldm["metrics"] == ldm["headline"]["figures"] and {"binding", "binding_ci", "single"} <= set(ldm["metrics"])
     assert ldm["headline"]["agreement"]["n"] == 3 * TOY.n_samples_eval
     assert (shipped / ldm["headline"]["two_grid"]).exists()
+    assert [row["step"] for row in ldm["curve"]] == [1, 2]  # accuracy along training (progress_points(2))
+    assert all({"single", "binding", "binding_ci"} <= set(row) for row in ldm["curve"])
     assert {"real_agree_objects", "val_defects_acc_colour1"} <= set(manifest["judge"]["metrics"])
     for entry in manifest.values():
         assert entry["sha256"] == ck.sha256(shipped / entry["file"])

@@ -167,6 +167,8 @@ def headline_metrics(
         "agreement": {**{k: agreement[k] for k in ("objects", "verdict", "n")}, "disagree": agreement["disagree"]},
         "sampler": f"DDIM-{steps}, eta 0, guidance {guidance:g}, EMA weights as shipped (fp16)",
         "sets": {name: {"kind": HEADLINE_SETS[name], "n": n, "first": captions[name][0]} for name in captions},
+        # the judge's verdict on each two-object image: "bound" (right), "swapped", or "other" (a part missing)
+        "two_verdicts": ["bound" if f["binding"] else "swapped" if f["swapped"] else "other" for f in by_judge["two"]],
         "seed": seed,
     }
     return record, images

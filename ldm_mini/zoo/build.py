@@ -17,6 +17,8 @@ torch version, measured metrics and the sha256 that ``load_pretrained`` checks.
 from __future__ import annotations
 
 import dataclasses
+import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +43,8 @@ from .recipes import (
     LDM_MAIN,
     PIXEL,
     PROGRESS_CAPTIONS,
+    PROGRESS_EVAL_N,
+    PROGRESS_POINTS,
     SR_LDM,
     SR_PIXEL,
     SUPERRES,
@@ -268,15 +272,11 @@ def build_ldm(
             ldm.train()
 
     start = time.perf_counter()
-    ldm, history = train_diffusion(
-        ldm,
-        latents,
-        tokens,
-        train_config,
-        out_dir=work_dir / LDM_MAIN if work_dir else None,
-        resume=work_dir is not None,
-        on_step=snapshot,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = work_dir / LDM_MAIN if work_dir else Path(tmp)  # stop-and-resume needs the training state
+        ldm, history, curve = _train_with_curve(
+            ldm, latents, tokens, train_config, run_dir, snapshot, profile, directory
+        )
     seconds = history[-1]["seconds"] if history else time.perf_counter() - start
     metrics: dict = {}  # filled by measure_headline, read by the judge (build_all runs it next)
     path = save_diffusion(ldm, directory / f"{LDM_MAIN}.safetensors")
@@ -295,6 +295,7 @@ def build_ldm(
             seed=seed,
             autoencoder=ae_name("kl", 4),
             history=history[:: max(1, len(history) // 40)],
+            curve=curve,
             progress={
                 "file": progress.name,
                 "steps": sorted(snapshots),
@@ -305,6 +306,32 @@ def build_ldm(
         directory,
     )
     return ldm
+
+
+def progress_points(steps: int, k: int = PROGRESS_POINTS) -> list[int]:
+    """k steps evenly spaced over a run of ``steps`` (fewer for a tiny run), ending at ``steps``."""
+    return sorted({max(1, round(steps * i / k)) for i in range(1, k + 1)})
+
+
+def _train_with_curve(ldm, latents, tokens, train_config, run_dir: Path, on_step, profile, directory):
+    """Train to each of ``progress_points`` in turn (the run resumes from ``run_dir``: the same weights
+    as one uninterrupted run) and measure the EMA weights there with ``headline_metrics`` (fewer
+    captions per set). Returns (model, history, curve); the curve is also kept in run_dir/curve.json,
+    so a resumed build does not measure a point twice."""
+    judge = load_pretrained(JUDGE, directory)
+    saved = run_dir / "curve.json"
+    curve = json.loads(saved.read_text()) if saved.exists() else []
+    for stop in progress_points(train_config.steps):
+        ldm, history = train_diffusion(
+            ldm, latents, tokens, train_config, out_dir=run_dir, resume=True, stop_after=stop, on_step=on_step
+        )  # now holds the EMA weights at `stop`; the next call resumes from the training weights
+        if any(row["step"] == stop for row in curve) or any(h["step"] > stop for h in history):
+            continue  # measured before, or this build resumed past it
+        n = min(PROGRESS_EVAL_N, profile.n_samples_eval)
+        record, _ = headline_metrics(ldm, judge, n=n, steps=50, guidance=3.0, seed=0)
+        curve.append({"step": stop, "n_per_set": n, "sampler": "DDIM-50, guidance 3, EMA", **record["figures"]})
+        saved.write_text(json.dumps(curve))
+    return ldm, history, curve
 
 
 def build_pixel(

@@ -176,6 +176,9 @@ def sr_budget(profile: Profile) -> SRBudget:
     return SRBudget()
 
 
+PROGRESS_EVAL_N = 100  # captions per headline set at each point of the accuracy-along-training curve
+PROGRESS_POINTS = 6  # points of that curve, evenly spaced over the training steps
+
 PROGRESS_CAPTIONS = [
     "a red circle", "a blue square", "a green triangle", "a small yellow circle on the left",
     "a large purple square at the top", "an orange triangle in the middle",
