@@ -94,12 +94,18 @@ class DiffusionConfig:
 class LDMConfig(DiffusionConfig):
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # tau_theta
     cond_drop: float = 0.1  # share of captions replaced by "" in training (for guidance)
+    # False: tau_theta trains jointly with eps_theta, as the paper does for text. True: tau_theta was
+    # trained elsewhere and stays fixed, as Stable Diffusion keeps CLIP's text encoder fixed (a CLIP-like
+    # encoder of our own: contrastive.py); trainable() then leaves it out, so neither the optimiser nor
+    # the EMA of train_diffusion touches it.
+    freeze_text: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         if self.unet.context_dim != self.text.dim:
             raise ValueError(
-                f"UNet context_dim {self.unet.context_dim} must equal the text encoder's dim {self.text.dim}"
+                f"UNet context_dim {self.unet.context_dim} must equal the text encoder's dim {self.text.dim}: "
+                f"set UNetConfig(context_dim={self.text.dim}) or TextEncoderConfig(dim={self.unet.context_dim})"
             )
 
 
@@ -286,9 +292,20 @@ class LatentDiffusion(DiffusionModel):
     def __init__(self, config: LDMConfig):
         super().__init__(config)
         self.text_encoder = TextEncoder(config.text)
+        if config.freeze_text:
+            self.text_encoder.requires_grad_(False).eval()
         self.tokenizer = Tokenizer(context_len=config.text.context_len)
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.freeze_text:
+            self.text_encoder.eval()  # a frozen tau_theta is used as it was pretrained
+        return self
+
     def trainable(self) -> nn.ModuleDict:
+        """eps_theta, and tau_theta unless ``config.freeze_text``: what the optimiser and the EMA update."""
+        if self.config.freeze_text:
+            return nn.ModuleDict({"unet": self.unet})
         return nn.ModuleDict({"unet": self.unet, "text_encoder": self.text_encoder})
 
     # --------------------------------------------------------- conditioning y -> tau_theta(y)

@@ -252,8 +252,8 @@ def train_diffusion(
     max_grad_norm: float = 1.0,
 ):
     """Train the trainable parts of a diffusion model (``model.trainable()``: eps_theta, and
-    tau_theta for text) on targets z_0 (n c h w) and their conditioning y (n ...), pair by pair.
-    The autoencoder stays frozen. Returns (model with EMA weights, history).
+    tau_theta for text unless ``LDMConfig.freeze_text``) on targets z_0 (n c h w) and their
+    conditioning y (n ...), pair by pair. The autoencoder stays frozen. Returns (model with EMA weights, history).
 
     - ``LatentDiffusion``: targets = the latent cache (or pixels in [-1, 1]), y = caption tokens (n L);
     - ``SuperResDiffusion``: targets = the latent cache or uint8 pixels (converted per batch),

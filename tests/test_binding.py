@@ -1,6 +1,8 @@
 """Lesson 10's helpers: binding vs presence scores, attention maps with gradients, the binding and
 Attend-and-Excite losses, and the attention-guided sampler on a tiny model."""
 
+import json
+
 import pytest
 import torch
 from tiny import tiny_unet
@@ -201,3 +203,18 @@ def test_sample_with_attention_matches_generate():
     assert torch.allclose(images, ldm.generate(captions, steps=3, seed=1), atol=1e-6)
     assert list(maps) == [4] and maps[4].shape == (2, 16, 16, 16)  # b L H W, 4x4 maps upsampled to 16x16
     assert torch.allclose(maps[4].sum(1), torch.ones(2, 16, 16), atol=1e-4)  # weights over tokens sum to 1
+
+
+def test_a_stored_config_matches_its_recipe_even_without_fields_added_later():
+    """per_token_model reuses the shipped model only when the manifest's config is the recipe's. A
+    manifest written before a field with a default existed (``pos_init_std``, ``freeze_text``) must
+    still match, as it loads the same model; another value must not."""
+    import dataclasses
+
+    config = LDMConfig(autoencoder=AE, unet=UNET, text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2), image_size=16)
+    stored = json.loads(json.dumps(dataclasses.asdict(config)))  # as the manifest holds it: tuples become lists
+    del stored["freeze_text"], stored["text"]["pos_init_std"]
+    assert b._same_config(stored, config)
+    assert not b._same_config({**stored, "cond_drop": 0.2}, config)
+    assert not b._same_config({**stored, "text": {**stored["text"], "pooled": True}}, config)
+    assert not b._same_config({**stored, "unknown_field": 1}, config) and not b._same_config(None, config)

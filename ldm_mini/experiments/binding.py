@@ -41,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..checkpoints import read_manifest
+from ..checkpoints import CheckpointError, config_from_json, read_manifest
 from ..config import Profile
 from ..data import COLOURS, caption_objects, save_png_grid
 from ..eval.prompts import binding_table, classify_images, describe, score_binding, seen_objects, two_object_captions
 from ..guidance import LOSSES, AttentionGuidance, generate
-from ..ldm import LatentDiffusion
+from ..ldm import LatentDiffusion, LDMConfig
 from ..train import train_diffusion
 from ..zoo import CLASSIFIER, LDM_MAIN, ae_name, ldm_recipe, load_pretrained, prepare_ldm_training
 from . import RESULTS_DIR, save_results
@@ -94,7 +94,7 @@ def per_token_model(
     profile would train (so the comparison with the pooled model is fair), else trained here."""
     _, config, train_config = variant_recipe(profile, pooled=False, seed=seed)
     entry = read_manifest().get(LDM_MAIN, {})
-    same = entry.get("config") == _jsonish(dataclasses.asdict(config)) and _same_training(
+    same = _same_config(entry.get("config"), config) and _same_training(
         entry.get("train") or {}, dataclasses.asdict(train_config)
     )
     if same:
@@ -113,13 +113,16 @@ def _same_training(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def _jsonish(value):
-    """dataclasses.asdict output as it reads back from JSON (tuples become lists)."""
-    if isinstance(value, dict):
-        return {k: _jsonish(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonish(v) for v in value]
-    return value
+def _same_config(stored: dict | None, config: LDMConfig) -> bool:
+    """Whether a manifest's stored config is ``config``. It is read back as a checkpoint's config is
+    (``config_from_json``), so a field added since with its default value (``pos_init_std``,
+    ``freeze_text``) still compares equal, as it loads the same model."""
+    if not stored:
+        return False
+    try:
+        return config_from_json(LDMConfig, stored) == config
+    except (CheckpointError, TypeError, ValueError):  # fields this version does not know, or bad values
+        return False
 
 
 
