@@ -150,11 +150,15 @@ def test_headline_figures_fractions_and_intervals():
     assert out["single_ci"] == list(wilson_interval(3, 4)) and out["swapped_ci"][0] < 0.5 < out["swapped_ci"][1]
 
 
-def test_headline_metrics_on_a_tiny_model():
+def _tiny_ldm() -> LatentDiffusion:
     torch.manual_seed(0)
     ae = AutoencoderConfig(f=2, reg="kl", base_channels=8, latent_channels=2, attn_mid=False)
     text = TextEncoderConfig(dim=8, n_layers=1, n_heads=2)
-    ldm = LatentDiffusion(LDMConfig(autoencoder=ae, unet=tiny_unet(), text=text, image_size=16)).eval()
+    return LatentDiffusion(LDMConfig(autoencoder=ae, unet=tiny_unet(), text=text, image_size=16))
+
+
+def test_headline_metrics_on_a_tiny_model():
+    ldm = _tiny_ldm().eval()
     record, images = headline_metrics(ldm, Judge(), n=2, steps=2)
     assert {k: v.shape for k, v in images.items()} == {k: (2, 3, 16, 16) for k in HEADLINE_SETS}
     assert set(record["figures"]) == set(record["detector"]) >= {"single", "binding", "binding_ci", "swapped"}
@@ -168,3 +172,44 @@ def test_progress_points_are_evenly_spaced_and_end_at_the_last_step():
 
     assert progress_points(1800) == [300, 600, 900, 1200, 1500, 1800]
     assert progress_points(2) == [1, 2] and progress_points(1) == [1]
+
+
+def test_headline_metrics_on_some_sets_with_another_sampler_keeps_each_sets_noises():
+    """``sets`` measures only the named sets, each with the noises it gets in the full measurement, and
+    ``sample`` replaces ``ldm.generate`` (a guided sampler): the remedies of lesson 10 are read this way."""
+    ldm = _tiny_ldm().eval()
+    _, every = headline_metrics(ldm, Judge(), n=2, steps=2)
+    seeds = []
+
+    def sample(captions, seed):
+        seeds.append(seed)
+        return ldm.generate(captions, steps=2, seed=seed)
+
+    record, images = headline_metrics(ldm, Judge(), n=2, steps=2, sets=("two",), sample=sample)
+    assert list(images) == ["two"] and seeds == [20_000]  # the third set of HEADLINE_SETS: seed + 10_000 * 2
+    assert torch.equal(images["two"], every["two"])
+    assert set(record["figures"]) == {"presence", "presence_ci", "binding", "binding_ci", "swapped", "swapped_ci"}
+    val = headline_captions(2, split="val", sets=("two",))["two"]
+    assert val != headline_captions(2, sets=("two",))["two"]
+    with pytest.raises(ValueError, match="unknown caption sets"):
+        headline_captions(2, sets=("three",))
+
+
+def test_train_with_curve_measures_each_point_once_and_resumes(tmp_path):
+    from ldm_mini.train import TrainConfig
+    from ldm_mini.zoo import train_with_curve
+
+    ldm = _tiny_ldm()
+    latents, tokens = torch.randn(8, 2, 8, 8), ldm.tokens(["a red circle", "a blue square"] * 4)
+    config = TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, log_every=1, progress=False)
+    measured = []
+
+    def measure(m, step):
+        measured.append(step)
+        return {"weight": m.unet.out[-1].weight.abs().sum().item()}
+
+    _, history, curve = train_with_curve(ldm, latents, tokens, config, tmp_path, measure, [2, 4])
+    assert measured == [2, 4] and [row["step"] for row in curve] == [2, 4] and history[-1]["step"] == 4
+    assert all(row["train_seconds"] > 0 and row["loss"] > 0 for row in curve)
+    _, _, again = train_with_curve(_tiny_ldm(), latents, tokens, config, tmp_path, measure, [2, 4])
+    assert measured == [2, 4] and again == curve  # read back from tmp_path/curve.json, nothing measured twice

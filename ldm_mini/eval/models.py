@@ -4,6 +4,7 @@ and upscalers' fidelity, realism and speed (lesson 09)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -101,25 +102,37 @@ HEADLINE_SETS = {
 HEADLINE_METRICS = {"single": "single", "single_full": "single_full", "two": ("presence", "binding", "swapped")}
 
 
-def headline_captions(n: int = 200, seed: int = 0) -> dict[str, list[str]]:
-    """The first ``n`` test captions of each kind in ``HEADLINE_SETS``: {set name: captions}."""
-    pool = load_shapes(max(1_000, 12 * n), "test", seed=seed)  # the rarest kind is ~11% of the captions
+def headline_captions(
+    n: int = 200, seed: int = 0, split: str = "test", sets: tuple[str, ...] | None = None
+) -> dict[str, list[str]]:
+    """The first ``n`` captions of ``split`` of each kind in ``HEADLINE_SETS`` (or only the named
+    ``sets``): {set name: captions}. The held-out test split unless a caller tunes on "val"."""
+    names = list(HEADLINE_SETS) if sets is None else list(sets)
+    unknown = [name for name in names if name not in HEADLINE_SETS]
+    if unknown:
+        raise ValueError(f"unknown caption sets {unknown}: choose from {list(HEADLINE_SETS)}")
+    pool = load_shapes(max(1_000, 12 * n), split, seed=seed)  # the rarest kind is ~11% of the captions
     out = {
-        name: [c for c, k in zip(pool["caption"], pool["caption_kind"]) if k == kind][:n]
-        for name, kind in HEADLINE_SETS.items()
+        name: [c for c, k in zip(pool["caption"], pool["caption_kind"]) if k == HEADLINE_SETS[name]][:n]
+        for name in names
     }
     short = {name: len(c) for name, c in out.items() if len(c) < n}
     if short:
-        raise ValueError(f"only {short} test captions of these kinds among {len(pool)} images; ask for fewer than {n}")
+        raise ValueError(
+            f"only {short} {split} captions of these kinds among {len(pool)} images; ask for fewer than {n}"
+        )
     return out
 
 
 def headline_figures(flags: dict[str, list[dict]]) -> dict:
     """{set name: one dict of flags per image} -> each headline metric with its 95% Wilson interval:
     ``single`` and ``single_full`` on their own sets; ``presence``, ``binding`` and ``swapped`` on
-    the two-object set. Fractions, e.g. {"binding": 0.5, "binding_ci": [0.43, 0.57], ...}."""
+    the two-object set (only for the sets ``flags`` holds). Fractions, e.g.
+    {"binding": 0.5, "binding_ci": [0.43, 0.57], ...}."""
     out: dict = {}
     for name, metrics in HEADLINE_METRICS.items():
+        if name not in flags:  # a caller that measured only some sets (headline_metrics(sets=...))
+            continue
         for metric in (metrics,) if isinstance(metrics, str) else metrics:
             k, n = sum(row[metric] for row in flags[name]), len(flags[name])
             out[metric] = k / n
@@ -136,22 +149,31 @@ def headline_metrics(
     guidance: float = 3.0,
     seed: int = 0,
     batch_size: int = 100,
+    sets: tuple[str, ...] | None = None,
+    split: str = "test",
+    sample: Callable[[list[str], int], torch.Tensor] | None = None,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
     """The text-to-image model's headline figures, the ones the lessons and the README quote.
 
-    ``n`` captions per set of ``HEADLINE_SETS``, DDIM with ``steps`` and ``guidance``, image i of
-    a set drawn with seed ``seed + 10_000 * set + i``. Read by the ``judge`` (``figures``) and by
-    the rule-based detector (``detector``), with their agreement on these images (``agreement``).
+    ``n`` captions per set of ``HEADLINE_SETS`` (or only the named ``sets``; of ``split``), DDIM with
+    ``steps`` and ``guidance``, image i of a set drawn with seed ``seed + 10_000 * k + i``, k the set's
+    place in ``HEADLINE_SETS`` (so a set gets the same noises whichever other sets are measured).
+    ``sample(captions, seed) -> images in [0, 1]`` replaces ``ldm.generate`` (e.g. a guided sampler);
+    the images are read the same way. Read by the ``judge`` (``figures``) and by the rule-based
+    detector (``detector``), with their agreement on these images (``agreement``).
     Returns (record for the manifest, {set name: images b 3 h w in [0, 1]}).
     """
-    captions = headline_captions(n, seed)
+    if sample is None:
+
+        def sample(caps: list[str], s: int) -> torch.Tensor:
+            return ldm.generate(caps, steps=steps, guidance=guidance, seed=s)
+
+    captions = headline_captions(n, seed, split, sets)
     images = {}
-    for k, (name, caps) in enumerate(captions.items()):
+    for name, caps in captions.items():
+        k = list(HEADLINE_SETS).index(name)
         images[name] = torch.cat(
-            [
-                ldm.generate(caps[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + 10_000 * k + i)
-                for i in range(0, n, batch_size)
-            ]
+            [sample(caps[i : i + batch_size], seed + 10_000 * k + i) for i in range(0, n, batch_size)]
         )
     by_judge = {
         name: [judge_flags(c, a) for c, a in zip(captions[name], classify_images(images[name], judge))]
@@ -168,7 +190,9 @@ def headline_metrics(
         "sampler": f"DDIM-{steps}, eta 0, guidance {guidance:g}, EMA weights as shipped (fp16)",
         "sets": {name: {"kind": HEADLINE_SETS[name], "n": n, "first": captions[name][0]} for name in captions},
         # the judge's verdict on each two-object image: "bound" (right), "swapped", or "other" (a part missing)
-        "two_verdicts": ["bound" if f["binding"] else "swapped" if f["swapped"] else "other" for f in by_judge["two"]],
+        "two_verdicts": [
+            "bound" if f["binding"] else "swapped" if f["swapped"] else "other" for f in by_judge.get("two", [])
+        ],
         "seed": seed,
     }
     return record, images

@@ -13,9 +13,12 @@ from .build import (
     build_ldm,
     build_pixel,
     build_superres,
+    fresh_ldm,
     prepare_ldm_training,
+    progress_points,
     ship_superres,
     train_superres_pair,
+    train_with_curve,
 )
 from .recipes import (
     AE_FACTORS,
@@ -41,8 +44,8 @@ from .store import load_diffusion, load_pretrained, save_diffusion
 
 __all__ = [
     "build_all", "build_autoencoder", "build_classifier", "build_judge", "build_ldm", "build_pixel", "build_superres",
-    "prepare_ldm_training", "ship_superres", "train_superres_pair", "AE_FACTORS", "AE_REGS", "CLASSIFIER", "JUDGE",
-    "LDM_MAIN", "PIXEL", "PIXEL_STEPS", "PROGRESS_CAPTIONS", "SR_LDM", "SR_PIXEL", "SUPERRES", "SRBudget", "ae_name",
-    "ae_recipe", "ldm_recipe", "pixel_recipe", "sr_budget", "sr_recipe", "load_diffusion", "load_pretrained",
-    "save_diffusion",
+    "fresh_ldm", "prepare_ldm_training", "progress_points", "ship_superres", "train_superres_pair", "train_with_curve",
+    "AE_FACTORS", "AE_REGS", "CLASSIFIER", "JUDGE", "LDM_MAIN", "PIXEL", "PIXEL_STEPS", "PROGRESS_CAPTIONS", "SR_LDM",
+    "SR_PIXEL", "SUPERRES", "SRBudget", "ae_name", "ae_recipe", "ldm_recipe", "pixel_recipe", "sr_budget", "sr_recipe",
+    "load_diffusion", "load_pretrained", "save_diffusion",
 ]

@@ -242,14 +242,21 @@ def build_autoencoder(
     return ae
 
 
+def fresh_ldm(config: LDMConfig, ae: Autoencoder, seed: int = 0) -> LatentDiffusion:
+    """A freshly initialised text-to-image LDM (seeded: the same eps_theta and tau_theta for the same
+    config and seed) on the frozen autoencoder ``ae``."""
+    seed_everything(seed)
+    ldm = LatentDiffusion(config)
+    ldm.autoencoder.load_state_dict(ae.state_dict())
+    return ldm
+
+
 def prepare_ldm_training(
     config: LDMConfig, ae: Autoencoder, profile: Profile, seed: int = 0
 ) -> tuple[LatentDiffusion, torch.Tensor, torch.Tensor]:
     """A fresh text-to-image LDM on the frozen autoencoder ``ae``, with what it trains on: the
     latent cache E(x) * scale of the training split (n c h w) and its caption tokens (n L)."""
-    seed_everything(seed)
-    ldm = LatentDiffusion(config)
-    ldm.autoencoder.load_state_dict(ae.state_dict())
+    ldm = fresh_ldm(config, ae, seed)
     train = load_shapes(profile.n_train, "train", seed=seed)
     return ldm, encode_images(ldm.autoencoder, images_uint8(train)), ldm.tokenizer(train["caption"])
 
@@ -313,25 +320,45 @@ def progress_points(steps: int, k: int = PROGRESS_POINTS) -> list[int]:
     return sorted({max(1, round(steps * i / k)) for i in range(1, k + 1)})
 
 
-def _train_with_curve(ldm, latents, tokens, train_config, run_dir: Path, on_step, profile, directory):
-    """Train to each of ``progress_points`` in turn (the run resumes from ``run_dir``: the same weights
-    as one uninterrupted run) and measure the EMA weights there with ``headline_metrics`` (fewer
-    captions per set). Returns (model, history, curve); the curve is also kept in run_dir/curve.json,
-    so a resumed build does not measure a point twice."""
-    judge = load_pretrained(JUDGE, directory)
+def train_with_curve(
+    ldm, latents, tokens, train_config: TrainConfig, run_dir: Path, measure, points: list[int], on_step=None
+):
+    """Train to each step of ``points`` in turn and measure the EMA weights there: a curve along training.
+
+    ``measure(ldm, step) -> dict`` gives the row of one point. The run stops and resumes from
+    ``run_dir`` at each point (``train_diffusion``'s stop-and-resume: the same weights as one
+    uninterrupted run), and the curve, one row {"step": ..., **measure(...)} per point, is kept in
+    run_dir/curve.json, so a killed or repeated call trains on from the last saved state and measures
+    no point twice. Returns (model with the EMA weights of the last point, history, curve)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "curve.json"
     curve = json.loads(saved.read_text()) if saved.exists() else []
-    for stop in progress_points(train_config.steps):
+    history: list[dict] = []
+    for stop in points:
         ldm, history = train_diffusion(
             ldm, latents, tokens, train_config, out_dir=run_dir, resume=True, stop_after=stop, on_step=on_step
         )  # now holds the EMA weights at `stop`; the next call resumes from the training weights
         if any(row["step"] == stop for row in curve) or any(h["step"] > stop for h in history):
-            continue  # measured before, or this build resumed past it
-        n = min(PROGRESS_EVAL_N, profile.n_samples_eval)
-        record, _ = headline_metrics(ldm, judge, n=n, steps=50, guidance=3.0, seed=0)
-        curve.append({"step": stop, "n_per_set": n, "sampler": "DDIM-50, guidance 3, EMA", **record["figures"]})
+            continue  # measured before, or this run resumed past it
+        at = history[-1] if history and history[-1]["step"] == stop else {}  # the training log at this point
+        curve.append({"step": stop, "train_seconds": at.get("seconds"), "loss": at.get("loss"), **measure(ldm, stop)})
         saved.write_text(json.dumps(curve))
     return ldm, history, curve
+
+
+def _train_with_curve(ldm, latents, tokens, train_config, run_dir: Path, on_step, profile, directory):
+    """The shipped model's curve: ``train_with_curve`` at ``progress_points``, each point measured with
+    ``headline_metrics`` (fewer captions per set). Returns (model, history, curve)."""
+    judge = load_pretrained(JUDGE, directory)
+    n = min(PROGRESS_EVAL_N, profile.n_samples_eval)
+
+    def measure(model, step: int) -> dict:
+        record, _ = headline_metrics(model, judge, n=n, steps=50, guidance=3.0, seed=0)
+        return {"n_per_set": n, "sampler": "DDIM-50, guidance 3, EMA", **record["figures"]}
+
+    points = progress_points(train_config.steps)
+    return train_with_curve(ldm, latents, tokens, train_config, run_dir, measure, points, on_step)
 
 
 def build_pixel(
