@@ -9,6 +9,7 @@ from tiny import tiny_unet
 
 from ldm_mini import guidance as g
 from ldm_mini.autoencoder import AutoencoderConfig
+from ldm_mini.config import Profile
 from ldm_mini.data import COLOURS, caption_objects
 from ldm_mini.eval import prompts
 from ldm_mini.experiments import binding as b
@@ -205,16 +206,43 @@ def test_sample_with_attention_matches_generate():
     assert torch.allclose(maps[4].sum(1), torch.ones(2, 16, 16), atol=1e-4)  # weights over tokens sum to 1
 
 
-def test_a_stored_config_matches_its_recipe_even_without_fields_added_later():
-    """per_token_model reuses the shipped model only when the manifest's config is the recipe's. A
-    manifest written before a field with a default existed (``pos_init_std``, ``freeze_text``) must
-    still match, as it loads the same model; another value must not."""
-    import dataclasses
+# ---------------------------------------------------------------- the whole experiment, on a toy budget
 
-    config = LDMConfig(autoencoder=AE, unet=UNET, text=TextEncoderConfig(dim=8, n_layers=1, n_heads=2), image_size=16)
-    stored = json.loads(json.dumps(dataclasses.asdict(config)))  # as the manifest holds it: tuples become lists
-    del stored["freeze_text"], stored["text"]["pos_init_std"]
-    assert b._same_config(stored, config)
-    assert not b._same_config({**stored, "cond_drop": 0.2}, config)
-    assert not b._same_config({**stored, "text": {**stored["text"], "pooled": True}}, config)
-    assert not b._same_config({**stored, "unknown_field": 1}, config) and not b._same_config(None, config)
+TOY = Profile(name="toy", n_train=64, n_eval=32, ldm_steps=4, batch_size=4, sample_steps=2, n_samples_eval=4)
+TOY_RUN = dict(n=4, points=4, contrastive_steps=2, n_tune=4, scales=(0.03,), progress=False)
+REQUIRED = ("encoder", "steps", "single", "single_ci", "presence", "presence_ci", "binding", "binding_ci", "swapped")
+
+
+def test_the_experiment_runs_on_a_toy_profile_and_resumes_without_redoing_anything(tmp_path, monkeypatch):
+    """``run`` end to end with the shipped recipe on a toy budget (4 steps, 4 captions per set): one row
+    per encoder and point with its Wilson intervals; a second call trains, pretrains and measures nothing."""
+    torch.set_num_threads(1)
+    out, work = tmp_path / "out", tmp_path / "work"
+    results = b.run(TOY, out_dir=out, work_dir=work, **TOY_RUN)
+    rows = results["rows"]
+    assert [(r["encoder"], r["steps"]) for r in rows] == [(e, s) for e in b.ENCODERS for s in (1, 2, 3, 4)]
+    for row in rows:
+        assert all(k in row for k in REQUIRED), sorted(row)
+        for metric in ("single", "single_full", "presence", "binding", "swapped"):
+            low, high = row[f"{metric}_ci"]
+            assert 0.0 <= low <= row[metric] <= high <= 1.0, (metric, row)
+        assert row["n_per_set"] == 4 and len(row["two_verdicts"]) == 4
+    assert rows[-1]["train_seconds"] > 0 and results["encoders"]["clip"]["pretrain_seconds"] > 0
+    assert set(results["token_probe"]) == set(b.ENCODERS)
+    assert results["attention"]["pooled"]["words"] == ["<pooled>"] and len(results["attention"]["token"]["words"]) == 8
+    assert results["remedies"]["encoder"] in ("token", "clip") and "bind" in results["remedies"]
+    assert (out / b.ATTENTION_GRID).exists() and (out / b.SAMPLE_GRID).exists()
+    saved = json.loads((out / "binding.json").read_text())["results"]
+    assert [r["steps"] for r in saved["rows"]] == [r["steps"] for r in rows]
+    # resume: the curves, the pretraining, the latent cache and the remedies are read back, not redone
+    for name in ("measure_model", "pretrain_contrastive", "measure_remedy", "encode_images"):
+        monkeypatch.setattr(b, name, _must_not_run(name))
+    again = b.run(TOY, out_dir=out, work_dir=work, **TOY_RUN)
+    assert again["rows"] == rows
+
+
+def _must_not_run(name):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a resumed run called {name} again")
+
+    return refuse

@@ -2,38 +2,44 @@
 
 "a red car and a white sheep" comes out with a red sheep: a text-to-image model can draw every
 thing a caption names and still put the attributes on the wrong objects. On our shapes the
-question is exact: for "a red circle and a blue square" the attribute classifier tells us
+question is exact: for "a red circle and a blue square" the judge (``eval/judge.py``) tells us
 which colour each drawn shape wears.
 
-Three measurements, all on the same two-object test captions:
+The seed review's explanation: Stable Diffusion's tau_theta is CLIP's text encoder, which CLIP
+trained through its *pooled* token only, so its other token outputs need not say which colour
+belongs to which shape; yet the UNet's cross-attention reads them all. We test it with three
+tau_theta, each under the same UNet recipe (``zoo.ldm_recipe``) and the same training budget:
 
-1. **Binding vs presence** of the shipped per-token model ``shapes-kl-f4``: *presence* asks
-   whether each named colour and each named shape appears at all; *binding* whether each colour
-   sits on its own shape. The gap between them is the leakage.
-2. **Per-token vs pooled** conditioning: the explanation to test is that squeezing a caption
-   into one vector loses which word belongs to which. We train a model with the SAME recipe and
-   budget whose text encoder ends in a mean over tokens (``TextEncoderConfig(pooled=True)``),
-   so the UNet's cross-attention sees one context token instead of one per word.
-3. **A remedy beyond the paper**, at sampling time: a few gradient steps on z_t during the
-   first (noisiest) DDIM steps that push the cross-attention maps toward the caption's
-   structure, in the spirit of Attend-and-Excite (Chefer et al. 2023) and of the binding loss of
-   SynGen (Rassin et al. 2023). Two losses, each measured before/after on the same noises:
+- ``token``: one context vector per token, tau_theta trained jointly with eps_theta (the paper's setting);
+- ``pooled``: one pooled vector, the mean over tokens (``TextEncoderConfig(pooled=True)``);
+- ``clip``: the CLIP-like tau_theta of ``contrastive.py``, pretrained by InfoNCE on its pooled token
+  against an image encoder on the training pairs, then frozen; the UNet reads all its token outputs.
 
-   - ``"excite"``: Attend-and-Excite's loss: every attribute word must get a strong attention
-     peak somewhere, L = max_w (1 - max_p A_w[p]);
-   - ``"bind"``: each colour word's map must overlap its own shape word's map and not the other
-     object's words: L = sum_k [o(c_k, s_j) + o(c_k, c_j) - o(c_k, s_k)], j = the other object,
-     with o(u, v) = sum_p min(u[p], v[p]) the overlap of two maps normalised over pixels p.
+For each, along training (``N_POINTS`` evenly spaced steps, stop-and-resume with ``zoo.train_with_curve``):
+the headline figures (``eval.models.headline_metrics``, read by the judge, 95% Wilson intervals):
+``single`` (so no model is compared before it draws one object right), ``presence``, ``binding`` and
+``swapped`` on the "X and Y" captions. Then, on the trained models: what each tau_theta's token outputs
+know (``contrastive.token_probe``), the cross-attention maps per word for one caption, and a remedy
+beyond the paper on the model that leaks most, at sampling time: a few gradient steps on z_t during
+the first (noisiest) DDIM steps that push the cross-attention maps toward the caption's structure, in
+the spirit of Attend-and-Excite (Chefer et al. 2023) and of SynGen's binding loss (Rassin et al. 2023):
 
-``run(profile)`` trains the pooled model (about 7 minutes on a 2-core CPU; its training state
-stays in ``runs/binding/`` so an interrupted run resumes), measures everything and writes
-``data/experiments/binding.json`` and ``binding-samples.png``. No checkpoint is shipped for the
-pooled model: this command reproduces it.
+- ``"excite"``: every attribute word must get a strong attention peak, L = max_w (1 - max_p A_w[p]);
+- ``"bind"``: each colour word's map must overlap its own shape word's map and not the other
+  object's words: L = sum_k [o(c_k, s_j) + o(c_k, c_j) - o(c_k, s_k)], j = the other object,
+  with o(u, v) = sum_p min(u[p], v[p]) the overlap of two maps normalised over pixels p.
+
+``run(profile)`` writes ``data/experiments/binding.json`` (``rows``: one per encoder and point),
+``binding-attention.png`` and ``binding-samples.png``. Everything slow is kept under ``work_dir``
+(``runs/binding/<profile>/``: the latent cache; in ``<encoder>/`` the training state, the curve, the
+contrastive pretraining and the remedies), so a killed run continues where it stopped: a measured
+point is read back, not measured again, and training resumes from its last saved state.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -41,89 +47,102 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..checkpoints import CheckpointError, config_from_json, read_manifest
+from ..checkpoints import read_manifest
 from ..config import Profile
-from ..data import COLOURS, caption_objects, save_png_grid
-from ..eval.prompts import binding_table, classify_images, describe, score_binding, seen_objects, two_object_captions
+from ..contrastive import ContrastiveConfig, pretrain_contrastive, token_probe, with_frozen_text_encoder
+from ..data import COLOURS, caption_objects, images_uint8, load_shapes, save_png_grid
+from ..eval.models import headline_captions, headline_metrics
+from ..eval.prompts import classify_images, describe, seen_objects
 from ..guidance import LOSSES, AttentionGuidance, generate
 from ..ldm import LatentDiffusion, LDMConfig
-from ..train import train_diffusion
-from ..zoo import CLASSIFIER, LDM_MAIN, ae_name, ldm_recipe, load_pretrained, prepare_ldm_training
+from ..text import TextEncoder
+from ..train import TrainConfig, encode_images
+from ..zoo import JUDGE, ae_name, fresh_ldm, ldm_recipe, load_pretrained, progress_points, train_with_curve
 from . import RESULTS_DIR, save_results
 
 NAME = "binding"
 WORK_DIR = Path("runs/binding")
 SAMPLE_GRID = "binding-samples.png"
+ATTENTION_GRID = "binding-attention.png"
 GRID_CAPTIONS = 8  # captions (columns) in the saved sample grid
 
-# ---------------------------------------------------------------- the models compared
+ENCODERS = ("token", "pooled", "clip")
+N_POINTS = 4  # measured points along training, evenly spaced, the last at the end
+LEARNT_SINGLE = 0.95  # a point is fit to compare on binding once the model draws one object right this often
+ATTENTION_CAPTION = "a red circle and a blue square"  # the caption whose maps per word are kept
+N_PROBE = 2_000  # val images whose captions the token probes read
+GUIDANCE = 3.0  # classifier-free guidance scale s of every sample here
+
+# ---------------------------------------------------------------- the three text encoders
 
 
-def variant_recipe(profile: Profile, pooled: bool, seed: int = 0):
-    """The shipped LDM's recipe (``zoo.ldm_recipe``), with per-token or pooled text."""
-    ae = load_pretrained(ae_name("kl", 4))
-    config, train_config = ldm_recipe(ae.config, profile, seed)
-    config = dataclasses.replace(config, text=dataclasses.replace(config.text, pooled=pooled))
-    return ae, config, train_config
+def encoder_recipe(profile: Profile, encoder: str, ae_config, seed: int = 0) -> tuple[LDMConfig, TrainConfig]:
+    """The shipped LDM's recipe (``zoo.ldm_recipe``), with tau_theta of one kind. Only ``pooled`` changes the
+    config here; ``clip`` gets its frozen tau_theta later (``with_frozen_text_encoder``, same width)."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    config, train_config = ldm_recipe(ae_config, profile, seed)
+    text = dataclasses.replace(config.text, pooled=encoder == "pooled")
+    return dataclasses.replace(config, text=text), train_config
 
 
-def train_variant(
-    profile: Profile, pooled: bool, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True
-) -> tuple[LatentDiffusion, dict]:
-    """Train an LDM exactly as ``zoo.build_ldm`` trains the shipped one, except for the
-    ``pooled`` switch. The training state is kept in ``work_dir``; a finished run is reloaded
-    instead of retrained. Returns (model, {"train_seconds", "steps", "final_loss"})."""
-    ae, config, train_config = variant_recipe(profile, pooled, seed)
-    train_config = dataclasses.replace(train_config, progress=progress)
-    ldm, latents, tokens = prepare_ldm_training(config, ae, profile, seed)
-    out = Path(work_dir) / ("pooled" if pooled else "token") / profile.name
-    ldm, history = train_diffusion(ldm, latents, tokens, train_config, out_dir=out, resume=True)
-    info = {
-        "train_seconds": history[-1]["seconds"],
-        "steps": train_config.steps,
-        "final_loss": history[-1]["loss"],
-        "pooled": pooled,
-    }
-    return ldm.eval(), info
+def training_pairs(profile: Profile, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """The training split's images (n 3 H W uint8) and captions: what every model here learns from."""
+    train = load_shapes(profile.n_train, "train", seed=seed)
+    return images_uint8(train), list(train["caption"])
 
 
-def per_token_model(
-    profile: Profile, work_dir: Path = WORK_DIR, seed: int = 0, progress: bool = True
-) -> tuple[LatentDiffusion, dict]:
-    """The per-token model: the shipped ``shapes-kl-f4`` when its recorded recipe is the one this
-    profile would train (so the comparison with the pooled model is fair), else trained here."""
-    _, config, train_config = variant_recipe(profile, pooled=False, seed=seed)
-    entry = read_manifest().get(LDM_MAIN, {})
-    same = _same_config(entry.get("config"), config) and _same_training(
-        entry.get("train") or {}, dataclasses.asdict(train_config)
-    )
-    if same:
-        return load_pretrained(LDM_MAIN), {
-            "train_seconds": entry["train_seconds"],
-            "steps": train_config.steps,
-            "pooled": False,
-            "shipped": LDM_MAIN,
+def cached_latents(ldm: LatentDiffusion, images: torch.Tensor, work_dir: Path, seed: int = 0) -> torch.Tensor:
+    """The latent cache z_0 = scale * E(x) of the training images (n c h w), encoded once per work_dir:
+    E of 20k images takes minutes on two cores, and all three models train on the same z_0."""
+    sha = read_manifest().get(ae_name("kl", 4), {}).get("sha256", "none")[:12]
+    path = Path(work_dir) / f"latents-{sha}-n{len(images)}-seed{seed}.pt"
+    if path.exists():
+        return torch.load(path)
+    latents = encode_images(ldm.autoencoder, images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(latents, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)  # a half-written cache never looks finished
+    return latents
+
+
+def pretrained_clip_encoder(
+    text_config, images: torch.Tensor, captions: list[str], run_dir: Path, steps: int | None = None, seed: int = 0
+) -> tuple[TextEncoder, dict]:
+    """The CLIP-like tau_theta: ``contrastive.pretrain_contrastive`` on the training pairs (InfoNCE on its
+    pooled token), frozen. Cached in run_dir/contrastive.pt, so a resumed run does not pretrain again.
+    Returns (tau_theta, {"pretrain_seconds", "steps", "loss", "accuracy"}): the seconds count in this
+    model's budget, as CLIP's training is part of what Stable Diffusion's text side cost."""
+    config = ContrastiveConfig(text=text_config, seed=seed, **({"steps": steps} if steps else {}))
+    path = Path(run_dir) / "contrastive.pt"
+    saved = torch.load(path) if path.exists() else None
+    if saved is None or saved["config"] != repr(config):
+        start = time.perf_counter()
+        text_encoder, _, history = pretrain_contrastive(images, captions, config)
+        last = history[-5:]  # the end of the run, averaged over a few logged steps
+        info = {
+            "pretrain_seconds": round(time.perf_counter() - start, 1),
+            "steps": config.steps,
+            "batch_size": config.batch_size,
+            "loss": sum(h["loss"] for h in last) / len(last),
+            "accuracy": sum(h["accuracy"] for h in last) / len(last),
         }
-    model, info = train_variant(profile, pooled=False, work_dir=work_dir, seed=seed, progress=progress)
-    return model, {**info, "shipped": None}
+        saved = {"config": repr(config), "state": text_encoder.state_dict(), "info": info}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(saved, path)
+    text_encoder = TextEncoder(text_config)
+    text_encoder.load_state_dict(saved["state"])
+    return text_encoder.eval().requires_grad_(False), saved["info"]
 
 
-def _same_training(a: dict, b: dict) -> bool:
-    keys = ("steps", "batch_size", "lr", "warmup", "lr_min_ratio", "ema_decay", "seed")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-def _same_config(stored: dict | None, config: LDMConfig) -> bool:
-    """Whether a manifest's stored config is ``config``. It is read back as a checkpoint's config is
-    (``config_from_json``), so a field added since with its default value (``pos_init_std``,
-    ``freeze_text``) still compares equal, as it loads the same model."""
-    if not stored:
-        return False
-    try:
-        return config_from_json(LDMConfig, stored) == config
-    except (CheckpointError, TypeError, ValueError):  # fields this version does not know, or bad values
-        return False
-
+def per_token_outputs(text_encoder: TextEncoder) -> TextEncoder:
+    """The same tau_theta without its final mean: its per-token outputs, which a pooled encoder computes
+    (and averages) but never hands to the UNet. What the token probe reads for the pooled model."""
+    if not text_encoder.config.pooled:
+        return text_encoder
+    unpooled = TextEncoder(dataclasses.replace(text_encoder.config, pooled=False))
+    unpooled.load_state_dict(text_encoder.state_dict())  # the same weights: pooling has no parameters
+    return unpooled.eval()
 
 
 # ---------------------------------------------------------------- reading attention where colours leak
@@ -210,47 +229,181 @@ REMEDY_SCALES = (0.01, 0.03, 0.1, 0.3)  # step sizes tried for each loss, on val
 N_TUNE = 96  # validation captions for choosing the step size (the test captions are not looked at)
 
 
-def measure(
-    ldm: LatentDiffusion,
-    captions: list[str],
-    classifier,
-    config: AttentionGuidance | None = None,
-    steps: int = 50,
-    guidance: float = 3.0,
-    seed: int = 0,
-) -> tuple[dict, torch.Tensor]:
-    """binding_table of samples for ``captions`` (plus seconds per image). Returns (table, images)."""
+def measure_model(ldm: LatentDiffusion, judge, n: int, steps: int, seed: int = 0) -> dict:
+    """One point of a curve: the headline figures of ``ldm`` (``headline_metrics``: ``n`` test captions
+    per set, DDIM, s = 3, read by the judge, Wilson intervals), the detector's reading beside them,
+    the two readers' agreement, the judge's verdict per two-object caption and the seconds it took."""
     start = time.perf_counter()
-    images = generate(ldm, captions, config, steps, guidance, seed)
+    record, _ = headline_metrics(ldm, judge, n=n, steps=steps, guidance=GUIDANCE, seed=seed)
+    figures = record["figures"]
+    return {
+        **figures,
+        "single_learnt": figures["single"] >= LEARNT_SINGLE,
+        "detector": {k: v for k, v in record["detector"].items() if not k.endswith("_ci")},
+        "agreement": record["agreement"]["objects"],
+        "n_per_set": n,
+        "two_verdicts": record["two_verdicts"],  # "bound" / "swapped" / "other", for paired comparisons
+        "eval_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def train_encoder_model(
+    encoder: str,
+    profile: Profile,
+    ae,
+    pairs: tuple[torch.Tensor, list[str]],
+    judge,
+    work_dir: Path,
+    n: int,
+    points: int,
+    seed: int = 0,
+    progress: bool = True,
+    contrastive_steps: int | None = None,
+) -> tuple[LatentDiffusion, list[dict], dict]:
+    """Train the LDM with tau_theta of kind ``encoder`` and measure it at ``points`` evenly spaced steps.
+    State, curve (and for ``clip`` the contrastive pretraining) live in work_dir/<encoder>/; a finished
+    point is read back, not measured again. Returns (model with its last EMA weights, curve, info)."""
+    config, train_config = encoder_recipe(profile, encoder, ae.config, seed)
+    train_config = dataclasses.replace(train_config, progress=progress)
+    run_dir = Path(work_dir) / encoder
+    ldm = fresh_ldm(config, ae, seed)  # every model starts from the same seeded eps_theta
+    info: dict = {"encoder": encoder, "steps": train_config.steps, "pretrain_seconds": 0.0}
+    if encoder == "clip":
+        text_encoder, pretrain = pretrained_clip_encoder(config.text, *pairs, run_dir, contrastive_steps, seed)
+        ldm = with_frozen_text_encoder(ldm, text_encoder)  # train_diffusion now trains eps_theta only
+        info |= {"pretrain_seconds": pretrain["pretrain_seconds"], "contrastive": pretrain}
+    latents = cached_latents(ldm, pairs[0], work_dir, seed)
+    tokens = ldm.tokenizer(pairs[1])
+
+    def measure(model: LatentDiffusion, step: int) -> dict:
+        return measure_model(model, judge, n, profile.sample_steps, seed)
+
+    at = progress_points(train_config.steps, points)
+    ldm, history, curve = train_with_curve(ldm, latents, tokens, train_config, run_dir, measure, at)
+    info |= {"train_seconds": history[-1]["seconds"], "final_loss": history[-1]["loss"]}  # logged at the last step
+    info["params"] = sum(p.numel() for p in ldm.unet.parameters()) + sum(
+        p.numel() for p in ldm.text_encoder.parameters()
+    )
+    return ldm.eval(), curve, info
+
+
+def attention_maps(models: dict[str, LatentDiffusion], judge, out_dir: Path, steps: int, seed: int = 0) -> dict:
+    """Cross-attention per word for ``ATTENTION_CAPTION``, one sample per model from the same z_T
+    (``sample_with_attention``): the maps of the finest attended resolution, averaged back to it
+    (r x r per word, rounded), each word's weight on its own and on the other object where the judge
+    sees both colours (``attention_on_objects``), and a PNG grid: one row per model, the sample then
+    one map per word (white = the largest weight of that row)."""
+    out, rows = {"caption": ATTENTION_CAPTION, "file": ATTENTION_GRID, "seed": seed}, []
+    width = 1 + 1 + len(ATTENTION_CAPTION.split())  # the sample, <start>, the words
+    for name, ldm in models.items():
+        images, maps = sample_with_attention(ldm, [ATTENTION_CAPTION], steps, GUIDANCE, seed)
+        r = max(maps)  # the finest resolution the UNet attends at
+        m = maps[r][0]  # L H W, upsampled to the image
+        words = ["<pooled>"] if ldm.config.text.pooled else ["<start>"] + ldm.tokenizer.words(ATTENTION_CAPTION)
+        m = m[: len(words)]
+        seen = classify_images(images, judge)[0]
+        on_objects = (
+            None
+            if ldm.config.text.pooled
+            else attention_on_objects(images[0], m, ATTENTION_CAPTION, seen, ldm.tokenizer)
+        )
+        native = F.adaptive_avg_pool2d(m, r)  # L r r: the maps at the resolution the UNet computed them
+        out[name] = {
+            "words": words,
+            "resolution": r,
+            "maps": [[[round(v, 3) for v in row] for row in word] for word in native.tolist()],
+            "seen": describe(seen),
+            "on_objects": on_objects,
+        }
+        grey = (m / m.max().clamp_min(1e-8))[:, None].expand(-1, 3, -1, -1)  # L 3 H W
+        row = torch.ones(width, *images.shape[1:])  # white where a pooled model has no word
+        row[0], row[1 : 1 + len(words)] = images[0], grey
+        rows.append(row)
+    save_png_grid(torch.stack(rows), Path(out_dir) / ATTENTION_GRID, scale=2, frame=1)
+    out["rows"] = list(models)
+    return out
+
+
+def probe_encoders(models: dict[str, LatentDiffusion], seed: int = 0) -> dict:
+    """``contrastive.token_probe`` of each model's tau_theta on the captions of ``N_PROBE`` val images:
+    does the output at a colour word know its colour, and the output at a shape word its bound colour?
+    For the pooled model the per-token outputs before its mean (``per_token_outputs``)."""
+    captions = list(load_shapes(N_PROBE, "val", seed=seed)["caption"])
+    return {
+        name: token_probe(per_token_outputs(ldm.text_encoder), ldm.tokenizer, captions, seed=seed)
+        for name, ldm in models.items()
+    }
+
+
+def measure_remedy(
+    ldm: LatentDiffusion, judge, config: AttentionGuidance | None, n: int, steps: int, split: str, seed: int = 0
+) -> dict:
+    """The two-object figures (presence, binding, swapped with intervals; ``headline_metrics`` on the
+    "two" set only, the same noises as the curve's) of the sampler with attention guidance ``config``."""
+    start = time.perf_counter()
+    record, _ = headline_metrics(
+        ldm,
+        judge,
+        n=n,
+        steps=steps,
+        guidance=GUIDANCE,
+        seed=seed,
+        sets=("two",),
+        split=split,
+        sample=lambda captions, s: generate(ldm, captions, config, steps, GUIDANCE, s),
+    )
     seconds = time.perf_counter() - start
-    seen = classify_images(images, classifier)
-    table = binding_table(captions, seen)
-    table["seconds_per_image"] = seconds / len(captions)
-    table["seen"] = [describe(s) for s in seen[:GRID_CAPTIONS]]
-    table["binding_flags"] = [int(score_binding(c, s)["binding"]) for c, s in zip(captions, seen)]  # paired comparisons
-    return table, images
+    return {
+        **record["figures"],
+        "config": None if config is None else dataclasses.asdict(config),
+        "two_verdicts": record["two_verdicts"],
+        "seconds_per_image": round(seconds / n, 3),
+    }
 
 
-def tune_remedies(
-    ldm: LatentDiffusion, classifier, steps: int = 50, seed: int = 0, n: int = N_TUNE, scales=REMEDY_SCALES
-) -> tuple[dict[str, AttentionGuidance], dict]:
-    """For each loss of ``LOSSES``, the step size in ``scales`` with the best binding on ``n``
-    two-object *validation* captions (ties: the smaller step). Returns (chosen configs, the table)."""
-    captions = two_object_captions(n, "val", seed)
-    base, _ = measure(ldm, captions, classifier, None, steps, 3.0, seed)
-    keep = ("binding", "presence", "swapped", "seconds_per_image")
-    table = {"split": "val", "n": n, "none": {k: base[k] for k in keep}}
-    chosen = {}
+def _cached(path: Path, compute) -> dict:
+    """``compute()``, kept as JSON in ``path``: a resumed run reads it back instead."""
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def remedies(
+    ldm: LatentDiffusion, judge, baseline: dict, n: int, n_tune: int, steps: int, scales, work_dir: Path, seed: int = 0
+) -> dict:
+    """Attention guidance before/after on one model. For each loss of ``LOSSES`` the step size in ``scales``
+    with the best binding on ``n_tune`` *validation* captions (ties: the smaller step; the test captions
+    do not pick it), then that setting on the ``n`` test captions of the curve. ``baseline`` is the
+    model's last curve point: the unguided sampler on the same captions and noises (the guided sampler
+    with no guidance is ``ldm.generate`` exactly), so the rows can be compared caption by caption."""
+    keep = ("presence", "binding", "swapped", "binding_ci", "seconds_per_image")
+
+    def tune() -> dict:
+        table = {"split": "val", "n": n_tune}
+        for config in [None] + [AttentionGuidance(loss=loss, scale=scale) for loss in LOSSES for scale in scales]:
+            result = measure_remedy(ldm, judge, config, n_tune, steps, "val", seed)
+            label = "none" if config is None else f"{config.loss} scale {config.scale}"
+            table[label] = {k: result[k] for k in keep}
+        return table
+
+    tuning = _cached(Path(work_dir) / "remedies-tuning.json", tune)
+    out = {"tuning": tuning, "none": {k: baseline[k] for k in ("presence", "binding", "swapped", "two_verdicts")}}
     for loss in LOSSES:
-        best = None
-        for scale in scales:
-            config = AttentionGuidance(loss=loss, scale=scale)
-            result, _ = measure(ldm, captions, classifier, config, steps, 3.0, seed)
-            table[f"{loss} scale {scale}"] = {k: result[k] for k in keep}
-            if best is None or result["binding"] > best[1]:
-                best = (config, result["binding"])
-        chosen[loss] = best[0]
-    return chosen, table
+        best = max(scales, key=lambda s: (tuning[f"{loss} scale {s}"]["binding"], -s))  # ties: the smaller step
+        config = AttentionGuidance(loss=loss, scale=best)
+        path = Path(work_dir) / f"remedy-{loss}-{best}-n{n}.json"
+        out[loss] = _cached(path, lambda c=config: measure_remedy(ldm, judge, c, n, steps, "test", seed))
+    return out
+
+
+def sample_grid(models: dict[str, LatentDiffusion], captions: list[str], out_dir: Path, steps: int, seed: int):
+    """The first ``GRID_CAPTIONS`` two-object test captions, one row per model, the same z_T in a column."""
+    images = [ldm.generate(captions, steps=steps, guidance=GUIDANCE, seed=seed) for ldm in models.values()]
+    save_png_grid(torch.stack(images), Path(out_dir) / SAMPLE_GRID, scale=2)
+    return {"file": SAMPLE_GRID, "rows": list(models), "captions": captions}
 
 
 def run(
@@ -260,48 +413,52 @@ def run(
     work_dir: Path = WORK_DIR,
     seed: int = 0,
     progress: bool = True,
+    points: int = N_POINTS,
+    contrastive_steps: int | None = None,
+    n_tune: int = N_TUNE,
+    scales: tuple[float, ...] = REMEDY_SCALES,
 ) -> dict:
-    """The whole lesson-10 experiment; writes ``binding.json`` and ``binding-samples.png``."""
+    """The whole lesson-10 experiment; writes ``binding.json``, ``binding-attention.png`` and
+    ``binding-samples.png`` to ``out_dir``. ``n`` captions per headline set (default: the profile's
+    ``n_samples_eval``), ``points`` measured points per model, ``contrastive_steps`` of CLIP-like
+    pretraining (default: ``ContrastiveConfig``'s). Resumable: see the module's docstring."""
     start = time.perf_counter()
     n = n or profile.n_samples_eval
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    captions = two_object_captions(n, "test", seed)
-    classifier = load_pretrained(CLASSIFIER)
-    sampler = {"sampler": "DDIM", "steps": profile.sample_steps, "eta": 0.0, "guidance": 3.0, "seed": seed}
-
-    token, token_info = per_token_model(profile, work_dir, seed, progress)
-    train_start = time.perf_counter()
-    pooled, pooled_info = train_variant(profile, pooled=True, work_dir=work_dir, seed=seed, progress=progress)
-    pooled_info["seconds_this_call"] = round(time.perf_counter() - train_start, 1)
-
-    models, grid = {}, {}
-    for name, model, info in (("token", token, token_info), ("pooled", pooled, pooled_info)):
-        table, images = measure(model, captions, classifier, None, profile.sample_steps, 3.0, seed)
-        models[name] = {**info, **table}
-        grid[name] = images[:GRID_CAPTIONS]
-    chosen, tuning = tune_remedies(token, classifier, profile.sample_steps, seed, n=min(N_TUNE, n))
-    remedies = {}
-    for name, config in chosen.items():
-        table, images = measure(token, captions, classifier, config, profile.sample_steps, 3.0, seed)
-        remedies[name] = {"config": dataclasses.asdict(config), **table}
-        grid[f"token + {name}"] = images[:GRID_CAPTIONS]
-    save_png_grid(torch.stack(list(grid.values())), out_dir / SAMPLE_GRID, scale=2)  # one row per model
+    out_dir, work_dir = Path(out_dir), Path(work_dir) / profile.name
+    ae, judge = load_pretrained(ae_name("kl", 4)), load_pretrained(JUDGE)
+    pairs = training_pairs(profile, seed)
+    models, rows, encoders = {}, [], {}
+    for encoder in ENCODERS:
+        ldm, curve, info = train_encoder_model(
+            encoder, profile, ae, pairs, judge, work_dir, n, points, seed, progress, contrastive_steps
+        )
+        models[encoder], encoders[encoder] = ldm, info
+        rows += [{"encoder": encoder, "steps": row.pop("step"), **row} for row in map(dict, curve)]
+    last = {row["encoder"]: row for row in rows}  # each encoder's last point
+    # The remedy steers per-word attention maps: a pooled tau_theta hands the UNet one token, nothing to steer.
+    steerable = [e for e in ENCODERS if not models[e].config.text.pooled]
+    leaky = max(steerable, key=lambda e: last[e]["swapped"])  # the one that leaks most
+    probes = probe_encoders(models, seed)
+    attention = attention_maps(models, judge, out_dir, profile.sample_steps, seed)
+    remedy = remedies(
+        models[leaky], judge, last[leaky], n, min(n_tune, n), profile.sample_steps, scales, work_dir / leaky, seed
+    )
+    two = headline_captions(n, seed, sets=("two",))["two"][:GRID_CAPTIONS]
     results = {
-        "captions": {
-            "split": "test",
-            "n": len(captions),
-            "n_and": sum(" and " in c for c in captions),
-            "grid": captions[:GRID_CAPTIONS],
-        },
-        "sampler": sampler,
-        "models": models,
-        "remedies": remedies,
-        "tuning": tuning,
-        "grid": {"file": SAMPLE_GRID, "rows": list(grid)},
+        "sampler": {"sampler": "DDIM", "steps": profile.sample_steps, "eta": 0.0, "guidance": GUIDANCE, "seed": seed},
+        "reader": "the judge (eval/judge.py), figures by eval.models.headline_metrics with 95% Wilson intervals",
+        "n_per_set": n,
+        "learnt_single": LEARNT_SINGLE,
+        "rows": rows,
+        "encoders": encoders,
+        "token_probe": probes,
+        "attention": attention,
+        "remedies": {"encoder": leaky, "why": "the highest swapped at the last point of a per-token model", **remedy},
+        "grid": sample_grid(models, two, out_dir, profile.sample_steps, seed),
     }
-    # A resumed run reuses the pooled model's training from an earlier call: count it in the total.
-    reused = max(0.0, pooled_info["train_seconds"] - pooled_info["seconds_this_call"])
-    results["reused_training_seconds"] = round(reused, 1)
-    save_results(NAME, results, out_dir, time.perf_counter() - start + reused)
+    recorded = sum((info["train_seconds"] or 0) + info["pretrain_seconds"] for info in encoders.values())
+    recorded += sum(row["eval_seconds"] for row in rows)
+    results["recorded_seconds"] = round(recorded, 1)  # training and curves, also those of earlier (resumed) calls
+    results["seconds_this_call"] = round(time.perf_counter() - start, 1)
+    save_results(NAME, results, out_dir, max(recorded, time.perf_counter() - start))
     return results
