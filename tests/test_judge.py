@@ -213,3 +213,8 @@ def test_train_with_curve_measures_each_point_once_and_resumes(tmp_path):
     assert all(row["train_seconds"] > 0 and row["loss"] > 0 for row in curve)
     _, _, again = train_with_curve(_tiny_ldm(), latents, tokens, config, tmp_path, measure, [2, 4])
     assert measured == [2, 4] and again == curve  # read back from tmp_path/curve.json, nothing measured twice
+    # stopped after the first point (a killed run), then continued: the same curve as without the stop
+    train_with_curve(_tiny_ldm(), latents, tokens, config, tmp_path / "killed", measure, [2])
+    _, _, resumed = train_with_curve(_tiny_ldm(), latents, tokens, config, tmp_path / "killed", measure, [2, 4])
+    assert measured == [2, 4, 2, 4]
+    assert [row["weight"] for row in resumed] == [row["weight"] for row in curve]  # resume == uninterrupted

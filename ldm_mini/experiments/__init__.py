@@ -3,7 +3,7 @@
 - ``f_sweep``   (lesson 07): LDMs at f in {1, 2, 4, 8, 16} under one training budget (Figs. 6, 7)
 - ``bits``      (lesson 08): where a pixel-space diffusion model spends its bits (Fig. 2)
 - ``superres``  (lesson 09): x4 super-resolution by concatenation vs bicubic and a pixel model (Tab. 5)
-- ``binding``   (lesson 10): attribute binding, per-token vs pooled text, and a remedy
+- ``binding``   (lesson 10): attribute binding with per-token, pooled and CLIP-like tau_theta, and a remedy
 
 Each module has a ``run(profile, out_dir=RESULTS_DIR, ...) -> dict`` that does the whole
 experiment and writes ``data/experiments/<name>.json`` (plus small PNGs) through

@@ -292,7 +292,8 @@ def attention_maps(models: dict[str, LatentDiffusion], judge, out_dir: Path, ste
     (``sample_with_attention``): the maps of the finest attended resolution, averaged back to it
     (r x r per word, rounded), each word's weight on its own and on the other object where the judge
     sees both colours (``attention_on_objects``), and a PNG grid: one row per model, the sample then
-    one map per word (white = the largest weight of that row)."""
+    one map per word (white = the largest weight of that row; black where a model has no such word: the
+    pooled model's one context token is read with weight 1 everywhere, so its only map is white)."""
     out, rows = {"caption": ATTENTION_CAPTION, "file": ATTENTION_GRID, "seed": seed}, []
     width = 1 + 1 + len(ATTENTION_CAPTION.split())  # the sample, <start>, the words
     for name, ldm in models.items():
@@ -316,7 +317,7 @@ def attention_maps(models: dict[str, LatentDiffusion], judge, out_dir: Path, ste
             "on_objects": on_objects,
         }
         grey = (m / m.max().clamp_min(1e-8))[:, None].expand(-1, 3, -1, -1)  # L 3 H W
-        row = torch.ones(width, *images.shape[1:])  # white where a pooled model has no word
+        row = torch.zeros(width, *images.shape[1:])  # black where a pooled model has no word
         row[0], row[1 : 1 + len(words)] = images[0], grey
         rows.append(row)
     save_png_grid(torch.stack(rows), Path(out_dir) / ATTENTION_GRID, scale=2, frame=1)
