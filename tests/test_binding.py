@@ -239,6 +239,8 @@ def test_the_experiment_runs_on_a_toy_profile_and_resumes_without_redoing_anythi
         monkeypatch.setattr(b, name, _must_not_run(name))
     again = b.run(TOY, out_dir=out, work_dir=work, **TOY_RUN)
     assert again["rows"] == rows
+    with pytest.raises(ValueError, match="measured with other settings"):  # a curve of 4 captions per set is not 8
+        b.run(TOY, out_dir=out, work_dir=work, **{**TOY_RUN, "n": 8})
 
 
 def _must_not_run(name):

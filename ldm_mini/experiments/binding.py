@@ -279,12 +279,26 @@ def train_encoder_model(
         return measure_model(model, judge, n, profile.sample_steps, seed)
 
     at = progress_points(train_config.steps, points)
+    _check_earlier_curve(run_dir, n, at)
     ldm, history, curve = train_with_curve(ldm, latents, tokens, train_config, run_dir, measure, at)
     info |= {"train_seconds": history[-1]["seconds"], "final_loss": history[-1]["loss"]}  # logged at the last step
     info["params"] = sum(p.numel() for p in ldm.unet.parameters()) + sum(
         p.numel() for p in ldm.text_encoder.parameters()
     )
     return ldm.eval(), curve, info
+
+
+def _check_earlier_curve(run_dir: Path, n: int, points: list[int]) -> None:
+    """Refuse to continue a curve that an earlier call measured otherwise: its rows would be read back as if
+    they were this call's."""
+    saved = Path(run_dir) / "curve.json"
+    rows = json.loads(saved.read_text()) if saved.exists() else []
+    other = [row["step"] for row in rows if row.get("n_per_set") != n or row["step"] not in points]
+    if other:
+        raise ValueError(
+            f"{saved} holds points {other} measured with other settings (n per set or steps) than this call's "
+            f"(n={n}, points {points}): pass another work_dir, or delete {run_dir} to start this model again"
+        )
 
 
 def attention_maps(models: dict[str, LatentDiffusion], judge, out_dir: Path, steps: int, seed: int = 0) -> dict:
@@ -390,7 +404,7 @@ def remedies(
             table[label] = {k: result[k] for k in keep}
         return table
 
-    tuning = _cached(Path(work_dir) / "remedies-tuning.json", tune)
+    tuning = _cached(Path(work_dir) / f"remedies-tuning-n{n_tune}-scales{'-'.join(map(str, scales))}.json", tune)
     out = {"tuning": tuning, "none": {k: baseline[k] for k in ("presence", "binding", "swapped", "two_verdicts")}}
     for loss in LOSSES:
         best = max(scales, key=lambda s: (tuning[f"{loss} scale {s}"]["binding"], -s))  # ties: the smaller step
