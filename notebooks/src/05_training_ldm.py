@@ -422,13 +422,21 @@ if headline.get("disagree_grid"):
 #
 # The two-object figures are the series' starting point for lesson 10: with every part present in
 # most images, the colours land on the right shapes in fewer than half. Forty-eight of the two-object
-# samples (those of the first 48 captions of the 200):
+# samples (those of the first 48 captions of the 200), framed by the judge's verdict: green bound
+# right, red colours swapped, grey a part missing or extra:
 
 # %%
+from matplotlib.patches import Rectangle
+
 two_grid = Image.open(CHECKPOINT_DIR / headline["two_grid"])
+frame_colour = {"bound": "tab:green", "swapped": "tab:red", "other": "tab:gray"}
 fig, ax = plt.subplots(figsize=(12, 4.2))
 ax.imshow(two_grid, interpolation="nearest")
-ax.set_title("shapes-kl-f4, 'X and Y' test captions, DDIM-50, s = 3 (the headline's two-object set)")
+for k, verdict in enumerate(headline["two_verdicts"][:48]):  # tiles of 34 x 34 pixels (32 + a 1-pixel frame), 12 a row
+    ax.add_patch(Rectangle((34 * (k % 12), 34 * (k // 12)), 33, 33, fill=False, lw=2, edgecolor=frame_colour[verdict]))
+counts = {v: headline["two_verdicts"][:48].count(v) for v in frame_colour}
+ax.set_title(f"shapes-kl-f4, 'X and Y' test captions, DDIM-50, s = 3: {counts['bound']} bound right, "
+             f"{counts['swapped']} swapped, {counts['other']} other (of 48)")
 ax.axis("off")
 plt.show()
 
