@@ -138,14 +138,14 @@ def main() -> None:
     torch.set_num_threads(1)
     run_dir = args.work / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    levers = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("out", "work", "eval_at", "name") and not (k == "pos_init" and v is None)
-    }
+    # what shapes the training (a resumed run must not change it); how it is measured may change
+    measuring = ("out", "work", "eval_at", "name", "sample_steps", "n_eval", "n_two", "n_single")
+    levers = {k: v for k, v in vars(args).items() if k not in measuring and not (k == "pos_init" and v is None)}
     saved = run_dir / "levers.json"
-    if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(levers)):
-        raise SystemExit(f"{run_dir} was started with other levers ({saved.read_text()}); use another --name")
+    if saved.exists():
+        before = {k: v for k, v in json.loads(saved.read_text()).items() if k not in measuring}
+        if before != json.loads(json.dumps(levers)):
+            raise SystemExit(f"{run_dir} was started with other levers ({before}); use another --name")
     saved.write_text(json.dumps(levers))
     ldm, latents, tokens, config, cfg = build(args)
     params = sum(q.numel() for q in ldm.unet.parameters()) + sum(q.numel() for q in ldm.text_encoder.parameters())
