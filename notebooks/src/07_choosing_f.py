@@ -15,8 +15,9 @@
 #   notebook from the stored numbers by a rule you can read and change.
 #
 # **Study time:** about 60 minutes (25 to read, 15 to follow and change the verdict rules of
-# section 6, 20 for the three exercises). **Run time:** about 50 s for Run All (48 s measured at
-# the rebuild on a 2-core Intel Xeon, most of it the live speed test of section 2; other 2-core
+# section 6, 20 for the three exercises). **Run time:** about 60 s for Run All (61 s measured at
+# the rebuild on a 2-core Intel Xeon, most of it the live speed test of section 2 and the shipped
+# f = 4 model measured the sweep's way in section 3; other 2-core
 # CPUs can take ~1.7x as long). The sweep itself (5 models x 600 steps, each measured 4 times
 # while training and at 5 DDIM step counts) took 25 minutes: the project's command
 # `python -m ldm_mini experiment f_sweep` ran it and shipped its results in `data/experiments/`;
