@@ -173,7 +173,15 @@ def judge_vs_detector(judge: nn.Module, images: torch.Tensor, captions: list[str
     """How often the judge and the rule-based detector read an image the same way.
 
     images: b 3 h w in [0, 1] or uint8 (real or generated), ``captions[i]`` the caption of image i.
-    Per image:
+    Reads every image once with each, then ``compare_readings``."""
+    if len(captions) != images.shape[0]:
+        raise ValueError(f"got {len(captions)} captions for {images.shape[0]} images: pass one caption per image")
+    return compare_readings(captions, classify_images(images, judge), [detect(x) for x in images])
+
+
+def compare_readings(captions: list[str], seen: list[dict], found: list[list]) -> dict:
+    """Compare the judge's reading (``seen``, attribute dicts) with the detector's (``found``, lists of
+    ``DetectedObject``) of the same images, per image:
 
     - ``objects``: both see the same objects, i.e. the same sorted list of (colour, shape) pairs
       (so the same number of objects, colours and shapes, bound the same way);
@@ -183,20 +191,16 @@ def judge_vs_detector(judge: nn.Module, images: torch.Tensor, captions: list[str
     Returns both rates, ``n`` and ``disagree``: for each image where the objects differ, its
     index, the caption and what each reader saw, so a person can look and say who was right.
     """
-    if len(captions) != images.shape[0]:
-        raise ValueError(f"got {len(captions)} captions for {images.shape[0]} images: pass one caption per image")
-    seen = classify_images(images, judge)
     same_objects = same_verdict = 0
     disagree = []
-    for i, (caption, attrs) in enumerate(zip(captions, seen)):
-        found = detect(images[i])
+    for i, (caption, attrs, objects) in enumerate(zip(captions, seen, found)):
         by_judge = judge_flags(caption, attrs)
-        by_detector = score_caption(caption, found)
-        objects_ok = sorted(seen_objects(attrs)) == sorted((o.colour, o.shape) for o in found)
+        by_detector = score_caption(caption, objects)
+        objects_ok = sorted(seen_objects(attrs)) == sorted((o.colour, o.shape) for o in objects)
         same_objects += objects_ok
         same_verdict += by_judge == {k: by_detector[k] for k in by_judge}
         if not objects_ok:
-            detector_says = " + ".join(f"{o.colour} {o.shape}" for o in found) or "nothing"
+            detector_says = " + ".join(f"{o.colour} {o.shape}" for o in objects) or "nothing"
             disagree.append({"index": i, "caption": caption, "judge": describe(attrs), "detector": detector_says})
     n = len(captions)
     return {"objects": same_objects / n, "verdict": same_verdict / n, "n": n, "disagree": disagree}

@@ -14,7 +14,7 @@ from ..ldm import LatentDiffusion, SuperResDiffusion, bicubic_upsample, downsamp
 from ..rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
 from .classifier import AttributeClassifier
 from .detector import detect, score_caption
-from .judge import judge_flags, judge_vs_detector
+from .judge import compare_readings, judge_flags
 from .measures import frechet_distance, psnr, ssim, wilson_interval
 from .prompts import classify_images, prompt_accuracy
 
@@ -175,14 +175,12 @@ def headline_metrics(
         images[name] = torch.cat(
             [sample(caps[i : i + batch_size], seed + 10_000 * k + i) for i in range(0, n, batch_size)]
         )
-    by_judge = {
-        name: [judge_flags(c, a) for c, a in zip(captions[name], classify_images(images[name], judge))]
-        for name in captions
-    }
-    by_detector = {
-        name: [score_caption(c, detect(x)) for c, x in zip(captions[name], images[name])] for name in captions
-    }
-    agreement = judge_vs_detector(judge, torch.cat(list(images.values())), sum(captions.values(), []))
+    seen = {name: classify_images(images[name], judge) for name in captions}  # each image read once by each reader
+    found = {name: [detect(x) for x in images[name]] for name in captions}
+    by_judge = {name: [judge_flags(c, a) for c, a in zip(captions[name], seen[name])] for name in captions}
+    by_detector = {name: [score_caption(c, o) for c, o in zip(captions[name], found[name])] for name in captions}
+    every = lambda per_set: [x for name in captions for x in per_set[name]]  # noqa: E731  (all sets, in order)
+    agreement = compare_readings(every(captions), every(seen), every(found))
     record = {
         "figures": headline_figures(by_judge),
         "detector": headline_figures(by_detector),

@@ -31,7 +31,7 @@ from ..data import attribute_labels, images_uint8, load_shapes, save_png_grid, t
 from ..eval.bound import evaluate_bound, unconditional_eps
 from ..eval.classifier import AttributeClassifier, classifier_accuracy, train_attribute_classifier
 from ..eval.detector import detect
-from ..eval.judge import add_defects, judge_vs_detector, train_judge
+from ..eval.judge import add_defects, compare_readings, train_judge
 from ..eval.models import evaluate_autoencoder, evaluate_upscalers, headline_metrics, upscalers
 from ..eval.prompts import classify_images, seen_objects
 from ..ldm import LatentDiffusion, LDMConfig, SuperResDiffusion
@@ -116,11 +116,12 @@ def build_judge(profile: Profile, directory: Path = ck.CHECKPOINT_DIR, seed: int
     clean = classifier_accuracy(model, images_uint8(val), attribute_labels(val))
     defected = to_image_range(add_defects(to_model_range(images_uint8(val)), torch.Generator().manual_seed(99)))
     with_defects = classifier_accuracy(model, (defected * 255).round().to(torch.uint8), attribute_labels(val))
-    real = judge_vs_detector(model, images_uint8(test), test["caption"])
+    judge_seen = classify_images(images_uint8(test), model)  # each test image read once by each reader
+    found = [detect(x) for x in images_uint8(test)]
+    real = compare_readings(test["caption"], judge_seen, found)
     truth = [_true_objects(row) for row in test.remove_columns("image").to_list()]
-    judge_seen = classify_images(images_uint8(test), model)
     judge_right = sum(sorted(seen_objects(a)) == t for a, t in zip(judge_seen, truth))
-    detector_right = sum(sorted((o.colour, o.shape) for o in detect(x)) == t for x, t in zip(images_uint8(test), truth))
+    detector_right = sum(sorted((o.colour, o.shape) for o in objs) == t for objs, t in zip(found, truth))
     path = ck.save_model(model, directory / f"{JUDGE}.safetensors", half=True)
     metrics = {f"val_acc_{k}": v for k, v in clean.items()}
     metrics |= {f"val_defects_acc_{k}": v for k, v in with_defects.items()}
