@@ -192,7 +192,7 @@ def generate(
     batch_size: int = 100,
 ) -> torch.Tensor:
     """Images (b 3 H W in [0, 1]) for the captions, with optional attention guidance; batches of
-    ``batch_size`` captions get seeds seed, seed + batch_size, ... (as ``eval.models.evaluate_ldm``)."""
+    ``batch_size`` captions get seeds seed, seed + batch_size, ... (as ``eval.models.headline_metrics``)."""
     ldm.eval()
     out = []
     for i in range(0, len(captions), batch_size):

@@ -26,7 +26,6 @@ from .measures import (
 from .models import (
     HEADLINE_SETS,
     evaluate_autoencoder,
-    evaluate_ldm,
     evaluate_upscalers,
     evaluation_captions,
     headline_captions,
@@ -48,7 +47,7 @@ __all__ = [
     "AttributeClassifier", "AttributeClassifierConfig", "classifier_accuracy", "train_attribute_classifier", "Judge",
     "JudgeConfig", "judge_vs_detector", "train_judge", "PSNR_MAX", "embed_images", "frechet_distance",
     "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim", "wilson_interval", "HEADLINE_SETS",
-    "evaluate_autoencoder", "evaluate_ldm", "evaluate_upscalers", "evaluation_captions", "headline_captions",
+    "evaluate_autoencoder", "evaluate_upscalers", "evaluation_captions", "headline_captions",
     "headline_metrics", "upscalers", "PROMPT_METRICS", "binding_table", "classify_images", "describe", "judge_caption",
     "prompt_accuracy", "score_binding", "two_object_captions",
 ]

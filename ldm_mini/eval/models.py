@@ -16,7 +16,7 @@ from .classifier import AttributeClassifier
 from .detector import detect, score_caption
 from .judge import compare_readings, judge_flags
 from .measures import frechet_distance, psnr, ssim, wilson_interval
-from .prompts import classify_images, prompt_accuracy
+from .prompts import classify_images
 
 
 @torch.no_grad()
@@ -65,30 +65,8 @@ def evaluate_autoencoder(
 
 
 def evaluation_captions(n: int, seed: int = 0) -> list[str]:
-    """Captions of held-out test images: the prompts every LDM is judged on."""
+    """The first n captions of held-out test images (mixed kinds; the headline figures use headline_captions)."""
     return load_shapes(n, "test", seed=seed)["caption"]
-
-
-def evaluate_ldm(
-    ldm: LatentDiffusion,
-    classifier: AttributeClassifier,
-    n: int = 200,
-    steps: int = 50,
-    guidance: float = 3.0,
-    seed: int = 0,
-    batch_size: int = 100,
-) -> dict:
-    """Prompt accuracy of DDIM samples for ``n`` test captions (see prompts.prompt_accuracy)."""
-    captions = evaluation_captions(n, seed)
-    images = torch.cat(
-        [
-            ldm.generate(captions[i : i + batch_size], steps=steps, guidance=guidance, seed=seed + i)
-            for i in range(0, n, batch_size)
-        ]
-    )
-    result = prompt_accuracy(captions, images, classifier)
-    result.pop("per_caption")
-    return result
 
 
 # ---------------------------------------------------------------------------- the headline figures
