@@ -11,6 +11,10 @@ the judge, with the rule-based detector's reading beside it); one JSON line per 
 ``--out``. The training state lives in ``--work/NAME/``: a killed run resumes from its last
 checkpoint (every 250 steps) and skips the evaluations already in ``--out``.
 
+Since issue 14 the recipe starts tau_theta's position embeddings at std 1.0; the runs named
+``baseline`` and ``mix-and3`` in data/experiments/binding_levers.json are the recipe before it
+(``--pos-init 0.02``).
+
 Note the learning rate decays (cosine) over ``--steps``: step 1800 of a 3000-step run is not
 the shipped 1800-step model.
 """
@@ -124,7 +128,7 @@ def main() -> None:
         "--two-kind", choices=("and", "all"), default="all", help="which two-object examples --two-repeat repeats"
     )
     p.add_argument(
-        "--pos-init", type=float, default=None, help="std of tau_theta's position embeddings at init (library: 0.02)"
+        "--pos-init", type=float, default=None, help="std of the position embeddings at init (recipe: 1.0)"
     )
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the evaluation")
     p.add_argument("--n-eval", type=int, default=200, help="captions per headline set (eval.models.HEADLINE_SETS)")
