@@ -87,10 +87,11 @@ class TextEncoderConfig:
     n_layers: int = 2  # transformer layers
     n_heads: int = 4
     pooled: bool = False  # True: squeeze the caption into ONE vector (lesson 10's ablation)
-    # std of the position embeddings at init. At 0.02 they start ~30x smaller than the token
-    # embeddings (std 1), and in our short runs tau_theta stays close to a bag of words: the same
-    # colour word gets almost the same vector in every caption (issue 14's probe). Larger values
-    # let each token's vector say where in the caption it sits.
+    # std of the position embeddings at init. Without positions a transformer is a bag of words:
+    # "a red circle and a blue square" and "a red square and a blue circle" hold the same words, so
+    # tau_theta gives both the same set of vectors and no UNet can tell them apart. At 0.02 they start
+    # ~50x smaller than the token embeddings (std 1) and stay small through a short run; the shipped
+    # text-to-image recipe (zoo.ldm_recipe) uses 1.0, which took binding from 41% to 97% (lesson 05).
     pos_init_std: float = 0.02
 
 

@@ -46,3 +46,21 @@ def solution_3():
             mse = [((ldm.unet(z_t, t, c, context_mask=m) - eps) ** 2).mean() for c, m in (cond, uncond)]
             gain[name] = (mse[1] / mse[0]).item()
     return max(gain, key=gain.get)
+
+
+def solution_4():
+    # tau_theta's vector for "circle" in two captions with the same words, with and without its position embeddings
+    import copy
+
+    ldm = ldm_mini.load_pretrained("shapes-kl-f4")
+    captions = ["a red circle and a blue square", "a red square and a blue circle"]
+    tokens = ldm.tokenizer(captions)
+    where = [ldm.tokenizer.words(c).index("circle") + 1 for c in captions]  # + 1: the start token comes first
+    zeroed = copy.deepcopy(ldm.text_encoder)
+    zeroed.pos_emb.data.zero_()
+    sims = []
+    for encoder in (ldm.text_encoder, zeroed):
+        with torch.no_grad():
+            context, _ = encoder(tokens)  # 2 L d
+        sims.append(torch.nn.functional.cosine_similarity(context[0, where[0]], context[1, where[1]], dim=0).item())
+    return tuple(sims)

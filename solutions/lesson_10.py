@@ -27,10 +27,10 @@ def solution_2():
     from ldm_mini.experiments import binding
 
     ldm = ldm_mini.load_pretrained("shapes-kl-f4")
-    classifier = ldm_mini.load_pretrained("attribute-classifier")
+    judge = ldm_mini.load_pretrained("judge")  # the lesson's reader of generated images
     captions = prompts.two_object_captions(48, "test", seed=0)
     images, maps = binding.sample_with_attention(ldm, captions, steps=50, guidance=3.0, seed=0)
-    seen = classify_images(images, classifier)
+    seen = classify_images(images, judge)
     m2 = maps[min(maps)]  # the 2 x 2 layers (the change)
     wins = []
     for i, (caption, s) in enumerate(zip(captions, seen)):

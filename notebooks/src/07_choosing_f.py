@@ -246,7 +246,7 @@ assert 170 < floor["mean"] < 245 and 15 < floor["sd"] < 40, f"the floor at 100 i
 #   the curves cross: f = 8 had the lowest FD until step 450, f = 4 only at the last point.
 # - **Prompt accuracy** separates f = 2 and f = 4 (0.33, 0.30; the binomial noise of 100 captions
 #   is about +-0.05 each) from f = 8 (0.13) and f = 16 (0.04), but the best of them gets a third of
-#   the captions right, where the shipped f = 4 model, trained longer, gets 0.68 (dotted line; measured
+#   the captions right, where the shipped f = 4 model, trained longer, gets 0.91 (dotted line; measured
 #   above in the same way, on the same 100 captions): every model is early in training, and early progress ranks speed of learning, not where a
 #   model ends up.
 # - **The f = 16 "stall"** is one point: its FD fell to 315 at step 450 and rose to 405 at step 600.
@@ -470,7 +470,7 @@ assert tied_fd == [2, 4, 8] and tied_acc == [2, 4] and crossing, (tied_fd, tied_
 #   ours. Our f = 16 "stall" is one point (FD 315 at step 450, 405 at step 600, a rise just past
 #   the noise threshold), its accuracy of 0.04 is far below what its own autoencoder allows
 #   (exercise 3 measures that ceiling), and the best model of the sweep reached 0.33 where the
-#   shipped f = 4 model reaches 0.68. A model that has not reached its ceiling cannot show one.
+#   shipped f = 4 model reaches 0.91. A model that has not reached its ceiling cannot show one.
 # - **The sweet spot is 4-8.** By FD, f = 2, 4 and 8 are all within the noise of the best (and near
 #   the floor of real images); by accuracy f = 2 and 4 tie; the FD curves of f = 4 and 8 crossed at
 #   the last point. A ranking that changes with the last point is not a ranking.

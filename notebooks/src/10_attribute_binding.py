@@ -13,16 +13,17 @@
 # - whether the seed review's explanation can be tested here. SD's tau_theta is CLIP's text encoder,
 #   which CLIP trained only through its **pooled** token, so its other tokens need not say which word
 #   belongs to which; a model fed **one pooled vector** should then bind worse than one fed **one
-#   context vector per token**. We trained both with the same recipe and budget;
+#   context vector per token**. We trained both with the same (old) recipe and budget, and found why
+#   that comparison could not decide;
 # - a remedy beyond the paper, at sampling time: nudging z_t so the cross-attention maps respect
 #   the caption (in the spirit of Attend-and-Excite), measured before and after.
 #
 # **Study time:** about 60 minutes (reading, the statistics of sections 5 and 6, three exercises of
 # under a minute of CPU each).
 #
-# **Run time** of Run All: 44 s measured at the last rebuild on the 2-core build machine (an
-# "Intel(R) Xeon(R) Processor") while other jobs shared its cores; 12 s on a free 2-core CPU
-# (`make lessons`); other 2-core CPUs can be ~1.7x different. The comparison of trained models comes
+# **Run time** of Run All: 23 s measured at the last rebuild on one thread of the 2-core build machine
+# (an "Intel(R) Xeon(R) Processor") while another job used the other core; about 12 s on a free 2-core
+# CPU; other 2-core CPUs can be ~1.7x different. The comparison of trained models comes
 # from the shipped results of `python -m ldm_mini experiment binding` (8.6 min; printed below);
 # samples, attention maps and the remedy on a few captions run live.
 
@@ -56,7 +57,7 @@ profile = get_profile(PROFILE, device)
 RUN_EXPERIMENT = profile.name == "full" if RUN_EXPERIMENT is None else RUN_EXPERIMENT
 seed_everything(SEED)
 ldm = ldm_mini.load_pretrained("shapes-kl-f4", device=device)
-classifier = ldm_mini.load_pretrained("attribute-classifier", device=device)
+judge = ldm_mini.load_pretrained("judge", device=device)  # marks generated images (lesson 00, section 8)
 tokenizer = ldm.tokenizer
 print(f"device: {device}, profile: {profile.name}, run the experiment live: {RUN_EXPERIMENT}")
 
@@ -66,25 +67,38 @@ print(f"device: {device}, profile: {profile.name}, run the experiment live: {RUN
 # The paper does not discuss this failure; the seed review of this series states it plainly, about
 # Stable Diffusion: "a red car and a white sheep" gives a red sheep. Our shapes make the question exact.
 # Every two-object caption names two *different* shapes in two *different* colours, so for each
-# image the attribute classifier (lesson 01) can say which colour each drawn shape wears.
+# image the judge (lesson 00, section 8) can say which colour each drawn shape wears.
 #
-# *A caveat for this lesson, until it is rerun:* since lesson 00 (section 8) the series marks
-# generated images with the **judge**, a network no model was trained against; this lesson and its
-# shipped experiment (`binding.json`) still read them with the attribute classifier, and on all
-# two-object captions ("and" and relations). The shipped model's headline binding figure, read by
-# the judge on "X and Y" captions with its interval, is in lesson 05 (section 6). The experiment's
-# rerun with three text encoders, read by the judge along training (issue 16), will replace the
-# numbers below.
-#
-# Eight samples of one caption, from eight noises z_T, with what the classifier saw in each:
+# *Where this lesson stands.* The shipped model binds: its headline figures (lesson 05, section 6),
+# printed below from the manifest, put most "X and Y" captions right. Its first version did not: trained
+# with tau_theta's position embeddings at std 0.02 for 1800 steps, it drew both objects almost always
+# and paired colours with shapes at chance (41% bound right). Lesson 05 shows the lever that changed
+# it. Sections 4 and 6 below still report the experiment that was run on that **old recipe**
+# (`data/experiments/binding.json`: per-token against pooled text, read by the attribute classifier
+# before the judge existed); its rerun on the new recipe, with a third, CLIP-like text encoder
+# (issue 16), will replace them. Everything sampled live here uses the shipped model and the judge.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from ldm_mini.checkpoints import read_manifest
+
+headline = read_manifest()["shapes-kl-f4"]["headline"]
+figures = headline["figures"]
+print(f"the shipped model on {headline['sets']['two']['n']} 'X and Y' test captions ({headline['sampler']}), read by the judge:")
+for name in ("presence", "binding", "swapped"):
+    lo, hi = figures[f"{name}_ci"]
+    print(f"  {name:9} {figures[name]:6.1%} [{lo:.1%}, {hi:.1%}]")
+
+# %% [markdown]
+# Eight samples of one caption, from eight noises z_T, with what the judge saw in each:
 
 # %%
 claim = "a red circle and a blue square"
 images = ldm.generate([claim] * 8, steps=profile.sample_steps, guidance=3.0, seed=SEED)
-seen = classify_images(images, classifier)
+seen = classify_images(images, judge)
 verdicts = [prompts.score_binding(claim, s) for s in seen]
 labels = ["right" if v["binding"] else "SWAPPED" if v["swapped"] else "missing a part" for v in verdicts]
-print(f'"{claim}", eight noises z_T (DDIM-{profile.sample_steps}, guidance s = 3); above each image: the verdict and what the classifier saw')
+print(f'"{claim}", eight noises z_T (DDIM-{profile.sample_steps}, guidance s = 3); above each image: the verdict and what the judge saw')
 show_grid(images, [f"{lab}: {describe(s)}" for lab, s in zip(labels, seen)], ncols=4, scale=2.4, fontsize=8)
 plt.show()
 print(f"{sum(v['binding'] for v in verdicts)} of 8 right, {sum(v['swapped'] for v in verdicts)} with the colours swapped, "
@@ -93,7 +107,7 @@ print(f"{sum(v['binding'] for v in verdicts)} of 8 right, {sum(v['swapped'] for 
 # %% [markdown]
 # ## 2. Measuring it: binding against presence
 #
-# For a two-object caption, with what the classifier sees in the image (`prompts.score_binding`):
+# For a two-object caption, with what the judge sees in the image (`prompts.score_binding`):
 #
 # - **presence**: each named colour and each named shape appears somewhere. A model that reads
 #   the caption as a *bag of words* can score full marks here.
@@ -125,7 +139,7 @@ print(f"wanted {wanted}\ngot    {got}\npresence {presence}, binding {bound}, swa
 captions = prompts.two_object_captions(N_LIVE, "test", seed=SEED)
 start = time.perf_counter()
 live_images, live_maps = binding.sample_with_attention(ldm, captions, steps=profile.sample_steps, guidance=3.0, seed=SEED)
-live_seen = classify_images(live_images, classifier)
+live_seen = classify_images(live_images, judge)
 live = prompts.binding_table(captions, live_seen)
 print(f"{len(captions)} captions sampled in {time.perf_counter() - start:.0f} s")
 print(f"presence {live['presence']:.0%}, binding {live['binding']:.0%}, swapped {live['swapped']:.0%}, "
@@ -134,7 +148,8 @@ print(f"presence {live['presence']:.0%}, binding {live['binding']:.0%}, swapped 
 # %% [markdown]
 # The shipped experiment ran the same measurement on 200 test captions (the numbers below are read
 # from `data/experiments/binding.json`; its first 48 captions are the ones above, from the same
-# noises, so the two measurements overlap):
+# noises), but on the **old recipe's** per-token model (positions at std 0.02, 1800 steps), read by the
+# attribute classifier: compare the two to see what the new recipe changed.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -145,7 +160,7 @@ res = record["results"]
 print(f"`{record['command']}` ({record['date']}, {record['seconds'] / 60:.1f} min on {record['machine']['cpu_count']} CPUs, "
       f"torch {record['machine']['torch']}); {res['captions']['n']} captions, {res['captions']['n_and']} of them 'X and Y'")
 token = res["models"]["token"]
-print(f"per-token model ({token['shipped']}): presence {token['presence']:.1%}, binding {token['binding']:.1%}, "
+print(f"per-token model of the old recipe ({token['steps']} steps): presence {token['presence']:.1%}, binding {token['binding']:.1%}, "
       f"swapped {token['swapped']:.1%}, binding_layout {token['binding_layout']:.1%}, binding given presence {token['binding_given_presence']:.1%}")
 
 # %% [markdown]
@@ -206,25 +221,27 @@ for group, images_rows in groups.items():
             print(f"{group:>7} images ({len(images_rows):>2}): {kind} words brighter on the object that carries them "
                   f"in {wins:>2} of {len(pairs)} ({ratio:.1f}x the weight)")
             # sampled live: which images come out right or swapped depends on the CPU's last digits (docs/CONVENTIONS.md)
-            if N_LIVE == 48 and kind == "colour":
-                assert wins >= 0.9 * len(pairs) and ratio > 2.0, f"colour words favour their colour's object in (nearly) every image, about 2.5x; got {wins}/{len(pairs)}, {ratio:.2f}x"
-            if N_LIVE == 48 and kind == "shape":
-                assert wins > 0.7 * len(pairs) and 1.05 < ratio < 1.6, f"shape words favour their shape's object in most images, 1.2-1.3x; got {wins}/{len(pairs)}, {ratio:.2f}x"
+            if N_LIVE == 48 and group == "right" and kind == "colour":
+                assert len(images_rows) >= 35 and wins >= 0.95 * len(pairs) and ratio > 2.2, f"colour words: 90 of 90 in 45 right images, 2.9x when written; got {wins}/{len(pairs)}, {ratio:.2f}x"
+            if N_LIVE == 48 and group == "right" and kind == "shape":
+                assert wins >= 0.9 * len(pairs) and 1.3 < ratio < 2.0, f"shape words: 86 of 90, 1.6x when written; got {wins}/{len(pairs)}, {ratio:.2f}x"
 
 # %% [markdown]
-# **What the maps show.** In the image above the model drew a *yellow triangle* and a *green circle*
-# for "a yellow circle and a green triangle". On the 4 x 4 maps "yellow" is brightest over the yellow
-# triangle and "green" over the green circle, while "circle" is read mostly over the circle ("triangle"
-# spreads wider: shape words localise weakly): each word is read where its *own attribute* ended up,
-# so a colour word and its shape word are read at **different** objects. The 2 x 2 layers read the layout words
-# ("and" takes the largest share there), as lesson 04 found.
+# **What the maps show.** The image above is the one swapped sample among the 48: for "a yellow square
+# above an orange triangle" the model drew an orange square above a yellow triangle. On the 4 x 4 maps
+# "yellow" is brightest over the yellow triangle and "orange" over the orange square: each colour word
+# is read where its colour ended up. The shape words hardly localise in this image (about equal weight
+# on both objects), so nothing in the maps ties "yellow" to "square".
 #
-# The counts say the same over the live samples: colour words favour the object that wears their
-# colour in every image, right or swapped (about 2.5 times the weight), and shape words favour the
-# object with their shape in most images (1.2-1.3 times, shape words localise more weakly, as in
-# lesson 04). In swapped images the localisation is nearly as good as in right ones. The maps are not
-# confused about *where* each word is; the model is confused about *which words go together*.
-# Attention localises words one by one; nothing in it binds them.
+# Over the live samples the counts tell the story of the right images: in the 45 images judged right,
+# colour words favour the object that wears their colour in 90 of 90 cases (2.9 times the weight) and
+# shape words the object with their shape in 86 of 90 (1.6 times). In a right image those are the same
+# object for the words of one pair, so the maps read a colour word and its shape word at one place.
+# One swapped image is an anecdote. The old recipe's model (section 4) swapped half its images, and
+# when this lesson was first written its maps read the colour words at their colour and the shape
+# words, weakly (1.2-1.3 times), at their shape, in swapped images as in right ones: attention placed
+# each word, but nothing tied a colour word to its shape word. The rerun of issue 16 shows the maps of
+# each text encoder side by side.
 
 # %% [markdown]
 # ## 4. Testing the explanation: per-token vs pooled text
@@ -255,8 +272,8 @@ q = torch.randn(1, 16, 64)  # 16 pixels' queries: with one key, softmax over one
 print(f"attention weights with one token: {torch.softmax(q @ context.transpose(1, 2), dim=-1).unique().tolist()}")
 
 # %% [markdown]
-# We trained the pooled model with **exactly the recipe of the shipped per-token model**
-# (`zoo.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
+# We trained the pooled model with **exactly the recipe of the per-token model of the time** (the
+# old recipe of `zoo.ldm_recipe`: the same UNet, data, steps, batch, learning rate, EMA and seed; only
 # `pooled=True` differs) and measured both on the same 200 two-object test captions with the same
 # noises. No pooled checkpoint is shipped (the checkpoint budget is spent); the experiment command
 # trains it again.
@@ -270,7 +287,7 @@ def table_row(name, r):
 
 header = f"{'model':<32} {'presence':>9} {'binding':>8} {'swapped':>8} {'bind|pres':>10} {'+layout':>9}"
 print(header)
-for name, label in (("token", "per-token (shipped)"), ("pooled", "pooled (one token)")):
+for name, label in (("token", "per-token (old recipe)"), ("pooled", "pooled (old recipe)")):
     print(table_row(label, res["models"][name]))
 for name in ("token", "pooled"):
     r = res["models"][name]
@@ -289,7 +306,7 @@ ax.set_yticks([(k + 0.5) * grid.height / len(res["grid"]["rows"]) for k in range
 ax.set_xticks([(k + 0.5) * grid.width / len(res["captions"]["grid"]) for k in range(len(res["captions"]["grid"]))],
               [wrap(c, 14) for c in res["captions"]["grid"]], fontsize=8)
 ax.tick_params(length=0)
-ax.set_title("the shipped results: the first 8 test captions (below), the same noise z_T in every row", fontsize=10)
+ax.set_title("the shipped results (old recipe): the first 8 test captions (below), the same noise z_T in every row", fontsize=10)
 plt.tight_layout()
 plt.show()
 
@@ -328,8 +345,9 @@ chosen = {name: guidance.AttentionGuidance(**r["config"]) for name, r in res["re
 print("chosen: " + ", ".join(f"{name} scale {c.scale}" for name, c in chosen.items()))
 
 # %% [markdown]
-# Live, on the first N_REMEDY test captions: the same noises without and with the **bind** guidance,
-# and how the loss moves over the guided steps:
+# Live, on the first N_REMEDY test captions and the shipped model: the same noises without and with
+# the **bind** guidance (at the step size chosen for the old model), and how the loss moves over the
+# guided steps:
 
 # %%
 remedy_captions = captions[:N_REMEDY]
@@ -343,7 +361,7 @@ after = ((ldm.decode(z0) + 1) / 2).clamp(0, 1).cpu()
 t_after = time.perf_counter() - start
 print(f"{len(remedy_captions)} images: {t_before:.1f} s unguided, {t_after:.1f} s with guidance")
 for name, imgs in (("before", before), ("after", after)):
-    t = prompts.binding_table(remedy_captions, classify_images(imgs, classifier))
+    t = prompts.binding_table(remedy_captions, classify_images(imgs, judge))
     print(f"{name:>6}: binding {t['binding']:.0%}, presence {t['presence']:.0%}, swapped {t['swapped']:.0%}")
 
 # %%
@@ -361,8 +379,8 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The measurement that counts, on the 200 test captions of the shipped results, each row from the
-# same noises. Because every row drew the same noise for the same caption, we compare caption by
+# The measurement that counts, on the 200 test captions of the shipped results (the old recipe's
+# model, which bound at chance and so had the most to gain), each row from the same noises. Because every row drew the same noise for the same caption, we compare caption by
 # caption: only the captions where two samplers **disagree** carry information. If guidance did
 # nothing, each disagreement would go either way with probability 1/2, like a fair coin; the
 # **sign test** asks how often n fair coins split at least as lopsidedly as we saw:
@@ -371,7 +389,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 print(header + f" {'s/image':>8}")
-rows = [("per-token (shipped)", res["models"]["token"]), ("pooled (one token)", res["models"]["pooled"])]
+rows = [("per-token (old recipe)", res["models"]["token"]), ("pooled (old recipe)", res["models"]["pooled"])]
 rows += [(f"per-token + {name} (scale {r['config']['scale']})", r) for name, r in res["remedies"].items()]
 for label, r in rows:
     print(table_row(label, r) + f" {r['seconds_per_image']:>8.3f}")
@@ -395,22 +413,25 @@ for label, r in rows[2:]:
           f"sign test p = {sign_test(gained, gained + lost):.2f}")
 
 # %% [markdown]
-# **What the remedy did.** Large steps wreck the images: at 0.1 the bind loss keeps only about half
-# the named parts, and at 0.3 both losses leave almost nothing recognisable (the latent is pushed
-# away from anything the decoder knows). Validation chose scale 0.03 for the bind loss (though no
-# bind setting beat unguided sampling there: 46.9% against 47.9%) and 0.1 for the excite loss (52.1%).
+# **What the remedy did, on the old model.** Large steps wreck the images: at 0.1 the bind loss keeps
+# only about half the named parts, and at 0.3 both losses leave almost nothing recognisable (the latent
+# is pushed away from anything the decoder knows). Validation chose scale 0.03 for the bind loss
+# (though no bind setting beat unguided sampling there: 46.9% against 47.9%) and 0.1 for the excite
+# loss (52.1%).
 #
 # On the 200 test captions the order flips: the **bind** loss binds 52.0% against 47.5% unguided
 # (swapped 45.5% against 52.0%, presence almost unchanged), fixing 26 captions and breaking 17;
 # Attend-and-Excite's loss binds 46.0%, fixing 35 and breaking 38. Neither difference is beyond noise:
 # of 43 captions where bind guidance and the plain sampler disagree, a 26 / 17 split or one more
-# lopsided happens by chance about one time in five (the sign test above: p = 0.22; excite: p = 0.82), and
-# validation and test disagree on which loss is ahead, as noise of ±3.5 points would. Guidance moves
-# individual samples (in the live grid above, the first caption came out right after guidance; another
-# broke), at about 10% more time per image. The honest reading: at strengths that keep the images
-# intact, attention guidance on our 4 x 4 maps does **not** measurably improve binding. Excite
-# targets *missing* objects, which this model rarely has (presence 99.5%), so it has little to fix;
-# the bind loss aims at the right failure, but pulls on shape-word maps that localise only weakly.
+# lopsided happens by chance about one time in five (the sign test above: p = 0.22; excite: p = 0.82),
+# and validation and test disagree on which loss is ahead, as noise of +-3.5 points would. The honest
+# reading: at strengths that keep the images intact, attention guidance on our 4 x 4 maps did **not**
+# measurably improve the binding of a model that paired at chance. On the shipped model, which binds
+# most captions by itself, there is little left to fix: in the live grid above the guidance repaired
+# the one caption of eight that was wrong (two triangles for "an orange square and a yellow
+# triangle"), and it also moved objects around, so eight images say nothing about a rate. Issue 16's
+# rerun measures the remedies on the text encoder that leaks most.
+
 
 # %% [markdown]
 # ## 6. Can the explanation be tested here?
@@ -448,41 +469,45 @@ else:
 print("verdict:", verdict)
 
 # %% [markdown]
-# **Not testable at this budget.** Both models draw the named parts almost always (presence 99.5%
-# and 97.0%) and both pair them at chance: 47.7% and 47.4% of the complete images come out paired
+# **With the old recipe: not testable.** Both models draw the named parts almost always (presence
+# 99.5% and 97.0%) and both pair them at chance: 47.7% and 47.4% of the complete images come out paired
 # right, where dealing the two colours to the two shapes at random gives 50%, and the binomial test
 # finds neither count farther from half than chance explains. The two models then also trade wins
 # caption by caption almost evenly (18 against 21), but that equality says nothing about the
-# explanation: two models on the same floor agree whatever their interface. To test "pooling causes
-# leakage", a model must first bind above chance; ours does not after 1,800 training steps.
+# explanation: two models on the same floor agree whatever their interface.
 #
-# What we *can* say: the per-token interface alone does not give binding. Section 3 showed that the
-# per-token model routes each word to a place (a colour word is read where that colour is painted, a
-# shape word, more weakly, where that shape is drawn) but does not tie the two to **the same** place.
-# Two further cautions before carrying anything over to Stable Diffusion: our tau_theta is trained
-# from scratch together with the UNet (not a CLIP encoder trained through its pooled token), and our
-# pooled vector is the mean *after* two transformer layers, which can already mix "red" into "circle".
-# A fair test needs a model that binds above chance first: more training, more two-object scenes, or
-# a larger UNet, each beyond this lesson's CPU budget (`data/experiments/binding_levers.json` holds an
-# unfinished exploration of such levers).
+# **What changed since.** The per-token model now binds far above chance: the shipped model, the same
+# UNet with tau_theta's position embeddings started at std 1.0, binds most "X and Y" captions (the
+# figures of section 1, from the manifest; lesson 05, section 6, shows the curves). So what held the old
+# per-token model on the floor was not the interface between text and image but a text encoder that was
+# close to a bag of words: "a red circle and a blue square" and "a red square and a blue circle" hold
+# the same words, and without word order tau_theta gives both the same vectors (lesson 05, exercise 4).
+# The seed's explanation names a related cause from CLIP's side: token outputs that were never trained
+# to say which word belongs to which. With a model that binds, the test becomes possible: a pooled and
+# a CLIP-like text encoder trained with the new recipe, against the per-token one, along training
+# (issue 16, the next version of this lesson).
+#
+# Two cautions before carrying anything over to Stable Diffusion: our tau_theta is trained from
+# scratch together with the UNet (not a CLIP encoder trained through its pooled token), and our pooled
+# vector is the mean *after* two transformer layers, which can already mix "red" into "circle".
 
 # %% [markdown]
 # ## Summary
-# - **Binding is not presence.** The shipped per-token model draws every named colour and shape in
-#   99.5% of 200 two-object test captions, but binds them right in only 47.5%: given all parts,
-#   it pairs colours and shapes at chance. The seed's "red sheep" is the common case here, not an
-#   accident.
-# - **Inside the model**, cross-attention reads each colour word where that colour went and each
-#   shape word where that shape went, also in swapped images: the words are localised one by one,
-#   but nothing ties a colour word and its shape word to the same object.
-# - **Per-token vs pooled:** with the same recipe and budget, both bind at chance (47.7% and 47.4%
-#   given presence, 50% for random pairing). From a floor no gap can show, so the seed review's
-#   explanation ("a pooled text vector loses the binding") is **not testable at this budget**; it is
-#   neither confirmed nor refuted.
+# - **Binding is not presence.** A model can draw every named colour and shape and still put them on
+#   the wrong objects. The first version of the shipped model did so in about half its two-object
+#   images, at chance given presence; the shipped model binds most of them (section 1's figures, from the
+#   manifest). The seed's "red sheep" was the common case there and is a rare one now.
+# - **Inside the model**, cross-attention reads each colour word where that colour is painted and each
+#   shape word, less sharply, where that shape is drawn; in right images the two words of a pair are
+#   read at one object.
+# - **Per-token vs pooled**, trained with the old recipe: both bound at chance, so the seed review's
+#   explanation ("a pooled text vector loses the binding") was **not testable** with them; neither
+#   confirmed nor refuted. What held the per-token model at chance was a text encoder without word
+#   order; with it, the test can be run (issue 16).
 # - **A remedy beyond the paper**, attention guidance on z_t in the first 10 DDIM steps with
 #   Attend-and-Excite's loss or a SynGen-like binding loss, step size chosen on validation captions:
-#   52.0% (bind) and 46.0% (excite) against 47.5% unguided, differences that 200 captions cannot
-#   tell from noise. It stays in the lesson as a measured negative result, and as a tool: the
+#   on the old model 52.0% (bind) and 46.0% (excite) against 47.5% unguided, differences that 200
+#   captions cannot tell from noise. It stays in the lesson as a measured negative result, and as a tool: the
 #   exercises change what it pulls on.
 #
 # ## Exercises
@@ -492,8 +517,8 @@ print("verdict:", verdict)
 # shipped results (instant); exercise 2 reuses this notebook's live samples (its check samples them
 # again, about 10 s).
 #
-# 1. **Computation: how far is the floor from testable?** Section 6 found 95 of 199 complete images
-#    paired right, at chance. With `sign_test` from section 5, find the **smallest** number of right
+# 1. **Computation: how far is the floor from testable?** Section 6 found the old per-token model
+#    pairing 95 of 199 complete images right, at chance. With `sign_test` from section 5, find the **smallest** number of right
 #    pairings among those 199 images that the two-sided test would call above chance (p < 0.05).
 #    `answer_1`: that count (an integer). How many more right pairings is that than ours?
 # 2. **Code change: which layers?** Section 3 counted on the 4 x 4 maps. Change it to the 2 x 2 maps
@@ -506,9 +531,8 @@ print("verdict:", verdict)
 #    `res["models"]["pooled"]["binding_flags"]` and `res["models"]["token"]["binding_flags"]`.
 #    `answer_3`: your prediction (the string); the check counts and tells you.
 #
-# Going further (no check; each needs minutes of training): train longer or with more two-object
-# scenes (`ShapesConfig(p_two=0.9)`) until the per-token model binds above chance, and only then
-# retest pooled against per-token; push classifier-free guidance away from the *swapped* caption
+# Going further (no check; each needs minutes of training): train the pooled model with the new recipe
+# (`TextEncoderConfig(pooled=True, pos_init_std=1.0)`) and compare it with the shipped per-token model; push classifier-free guidance away from the *swapped* caption
 # instead of the empty one (`sampling.cfg_model` takes any unconditional context); give tau_theta one
 # token per *object* (the sum of its colour and shape embeddings), which cannot express a leak.
 
