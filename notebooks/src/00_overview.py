@@ -175,7 +175,7 @@ for f in (1, 2, 4, 8, 16):
 # |---|---|---|
 # | 01 Rate and distortion | bits/dim, perceptual vs semantic compression | Sec. 1, Fig. 2 |
 # | 02 The autoencoder | E, D, KL-reg and VQ-reg, the loss, the factor f | Sec. 3.1, Tab. 8 |
-# | 02b The latent space | the latent scale, what the latent looks like, 2D vs 1D latents | Sec. 3.1 |
+# | 02b The latent space | the latent scale, what the latent looks like, why it stays a 2D grid | Sec. 3.1 |
 # | 03 Forward noising | q(z_t given z_0), noise schedules, signal-to-noise | Sec. 3.2 |
 # | 04 The UNet and cross-attention | eps_theta, tau_theta, Q from the image, K and V from text | Sec. 3.3, Fig. 3 |
 # | 05 Training the LDM | the loss of Eq. 2, conditioned on the caption (Eq. 4), on cached latents | Sec. 3.2-3.3 |

@@ -619,7 +619,7 @@ plt.show()
 # - Larger f: fewer latent numbers and a lower rate, paid for in reconstruction quality; the jump
 #   in rFID\* from f = 8 to f = 16 is the largest. KL-reg buys a little PSNR with several times
 #   VQ-reg's rate, and both beat resizing by f by 6-9 dB on shapes.
-# - Next, lesson 02b: the latent's scale factor, a look at every latent, and 2D vs 1D latents.
+# - Next, lesson 02b: the latent's scale factor, a look at every latent, and why it stays a 2D grid.
 #
 # ## Exercises
 # Each runs in well under a minute on 2 CPU cores and checks itself: put your answer in the cell
