@@ -33,7 +33,7 @@ class Profile:
     classifier_steps: int = 400  # attribute classifier optimiser steps (300 reached >= 99.9% here)
     judge_steps: int = 800  # the judge's optimiser steps (it learns through defects: more steps than the classifier)
     ae_steps: int = 700  # autoencoder optimiser steps (~4 min each at f = 4 on 2 cores)
-    ldm_steps: int = 3_000  # latent diffusion optimiser steps (~17 min on 2 cores; binding still rose at 2500)
+    ldm_steps: int = 3_000  # latent diffusion optimiser steps (12.4 min on 2 cores; binding still rose at 2500)
     batch_size: int = 64
     sample_steps: int = 50  # DDIM steps S when sampling
     n_samples_eval: int = 200  # samples drawn to measure prompt accuracy, per caption set of the headline metrics
