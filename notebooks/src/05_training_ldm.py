@@ -500,6 +500,10 @@ print(f"{'lever':40} " + " ".join(f"{s:>20}" for s in sorted({r['step'] for r in
 for name, rows in by_name.items():
     print(f"{lever_label.get(name, name):40} " + " ".join(
         f"{r['binding']:6.1%} [{r['binding_ci'][0]:5.1%}, {r['binding_ci'][1]:5.1%}]" for r in rows))
+for name, rows in by_name.items():  # the rest of the headline figures, at the first and the last point
+    print(f"{lever_label.get(name, name)}: " + "; ".join(
+        f"step {r['step']}: single {r['single']:.1%}, with size and position {r['single_full']:.1%}, "
+        f"presence {r['presence']:.1%}" for r in (rows[0], rows[-1])))
 
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
