@@ -9,11 +9,12 @@ def sign_test(k, n):
 
 
 def solution_1():
-    """Walk k up from half of the complete images until the two-sided test says p < 0.05."""
+    """Walk k up from half of the pooled model's complete images until the two-sided test says p < 0.05."""
     from ldm_mini.experiments import load_results
 
-    r = load_results("binding")["results"]["models"]["token"]
-    complete = round(r["presence"] * r["n"])  # 199
+    rows = load_results("binding")["results"]["rows"]
+    verdicts = [r for r in rows if r["encoder"] == "pooled"][-1]["two_verdicts"]
+    complete = verdicts.count("bound") + verdicts.count("swapped")  # 197
     k = complete // 2 + 1
     while sign_test(k, complete) >= 0.05:
         k += 1
@@ -42,10 +43,12 @@ def solution_2():
 
 
 def solution_3():
-    """Count the captions where the two models' binding flags agree."""
+    """The paired sign test of the CLIP-like against the per-token model on the step-750 rows."""
     from ldm_mini.experiments import load_results
 
-    models = load_results("binding")["results"]["models"]
-    share = sum(a == b for a, b in zip(models["pooled"]["binding_flags"], models["token"]["binding_flags"])) / 200
-    print(f"the two models agree on {share:.1%} of the captions")
-    return "under 60%" if share < 0.6 else "60% to 90%" if share <= 0.9 else "over 90%"
+    rows = load_results("binding")["results"]["rows"]
+    at_750 = {r["encoder"]: r for r in rows if r["steps"] == 750}
+    clip, token = ([v == "bound" for v in at_750[e]["two_verdicts"]] for e in ("clip", "token"))
+    k = sum(c and not t for c, t in zip(clip, token))  # the CLIP-like model alone binds
+    m = sum(t and not c for c, t in zip(clip, token))  # the per-token model alone binds
+    return sign_test(k, k + m)
