@@ -12,7 +12,7 @@ from ldm_mini.data import ATTRIBUTE_VALUES, attribute_labels, build_shapes, imag
 from ldm_mini.eval import HEADLINE_SETS, Judge, JudgeConfig, headline_captions, judge_vs_detector, wilson_interval
 from ldm_mini.eval.classifier import AttributeClassifier, fit_attributes
 from ldm_mini.eval.detector import detect
-from ldm_mini.eval.judge import add_defects, blur, judge_flags, train_judge
+from ldm_mini.eval.judge import add_defects, blur, judge_flags, scene_check, train_judge
 from ldm_mini.eval.models import headline_figures, headline_metrics
 from ldm_mini.ldm import LatentDiffusion, LDMConfig
 from ldm_mini.text import TextEncoderConfig
@@ -218,3 +218,25 @@ def test_train_with_curve_measures_each_point_once_and_resumes(tmp_path):
     _, _, resumed = train_with_curve(_tiny_ldm(), latents, tokens, config, tmp_path / "killed", measure, [2, 4])
     assert measured == [2, 4, 2, 4]
     assert [row["weight"] for row in resumed] == [row["weight"] for row in curve]  # resume == uninterrupted
+
+
+def test_scene_check_passes_real_scenes_and_names_each_failure(shapes):
+    """Real scenes are valid; a dark, tinted, noisy or empty background, or a reader that sees other
+    objects than the detector, each fails with its own reason."""
+    rows = shapes.remove_columns("image").to_list()
+    images = images_uint8(shapes).float() / 255  # b 3 32 32 in [0, 1]
+    real = scene_check(images, TruthJudge(rows))
+    assert real["valid"] == 1.0 and real["n"] == len(rows) and set(real["reasons"]) == {""}
+    dark = images * 0.6  # the whole scene darker: the background too
+    assert scene_check(dark, TruthJudge(rows))["failing"]["dark"] == 1.0
+    tinted = images.clone()
+    tinted[:, 0] = tinted[:, 0] * 0.7  # less red everywhere: a cyan cast
+    assert scene_check(tinted, TruthJudge(rows))["failing"]["tinted"] == 1.0
+    noisy = (images + 0.15 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert scene_check(noisy, TruthJudge(rows))["failing"]["noisy"] == 1.0
+    empty = torch.full_like(images, 0.94)  # background only
+    result = scene_check(empty, TruthJudge(rows))
+    assert result["valid"] == 0.0 and result["failing"]["objects"] == 1.0 and result["reasons"][0] == "0 objects"
+    swapped = scene_check(images, TruthJudge(rows, swap=True))  # the judge reads other pairs than the detector
+    n_swapped = sum(r["n_objects"] == 2 and r["colour1"] != r["colour2"] and r["shape1"] != r["shape2"] for r in rows)
+    assert swapped["failing"]["readers disagree"] == pytest.approx(n_swapped / len(rows)) and n_swapped > 0

@@ -19,6 +19,7 @@ from ldm_mini.eval import (
     ssim,
     train_attribute_classifier,
 )
+from ldm_mini.eval.measures import inception_score_analogue
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +269,30 @@ def test_train_a_few_steps_is_deterministic_and_checks_inputs(shapes):
         train_attribute_classifier(images[:10], labels, steps=1, progress=False)
     with pytest.raises(ValueError, match="uint8"):
         train_attribute_classifier(images.float(), labels, steps=1, progress=False)
+
+
+class ObjectReader(torch.nn.Module):
+    """A stand-in reader whose first-object logits are given: one row of (colour1, shape1) per image."""
+
+    def __init__(self, colour_logits, shape_logits):
+        super().__init__()
+        self.colour, self.shape = colour_logits, shape_logits
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # so the reader has a device
+
+    def forward(self, x):
+        return {"colour1": self.colour[: len(x)], "shape1": self.shape[: len(x)]}
+
+
+def test_inception_score_analogue_bounds_and_hand_case():
+    """IS = exp E KL(p(y|x) || p(y)): 1 when every image is read the same, the number of classes when
+    the reading is certain and the classes equally frequent."""
+    n, big = 180, 30.0
+    images = torch.zeros(n, 3, 8, 8, dtype=torch.uint8)
+    same = ObjectReader(torch.zeros(n, 6), torch.zeros(n, 3))  # the same (uniform) reading for every image
+    assert inception_score_analogue(images, same, splits=1)["mean"] == pytest.approx(1.0, abs=1e-5)
+    k = torch.arange(n)
+    certain = ObjectReader(big * torch.eye(6)[k % 6], big * torch.eye(3)[(k // 6) % 3])  # each of 18 classes 10x
+    result = inception_score_analogue(images, certain, splits=1)
+    assert result["mean"] == pytest.approx(18.0, rel=1e-3) and result["n"] == n and result["splits"] == 1
+    with pytest.raises(ValueError):
+        inception_score_analogue(torch.full((4, 3, 8, 8), 2.0), same)  # not in [0, 1]

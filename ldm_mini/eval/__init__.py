@@ -12,7 +12,7 @@ The common names are re-exported here: ``from ldm_mini.eval import psnr, prompt_
 """
 
 from .classifier import AttributeClassifier, AttributeClassifierConfig, classifier_accuracy, train_attribute_classifier
-from .judge import Judge, JudgeConfig, judge_vs_detector, train_judge
+from .judge import Judge, JudgeConfig, SceneRule, judge_vs_detector, scene_check, train_judge
 from .measures import (
     PSNR_MAX,
     embed_images,
@@ -45,7 +45,8 @@ from .prompts import (
 
 __all__ = [
     "AttributeClassifier", "AttributeClassifierConfig", "classifier_accuracy", "train_attribute_classifier", "Judge",
-    "JudgeConfig", "judge_vs_detector", "train_judge", "PSNR_MAX", "embed_images", "frechet_distance",
+    "JudgeConfig", "SceneRule", "judge_vs_detector", "scene_check", "train_judge", "PSNR_MAX", "embed_images",
+    "frechet_distance",
     "frechet_distance_from_features", "psnr", "psnr_per_image", "ssim", "wilson_interval", "HEADLINE_SETS",
     "evaluate_autoencoder", "evaluate_upscalers", "evaluation_captions", "headline_captions",
     "headline_metrics", "upscalers", "PROMPT_METRICS", "binding_table", "classify_images", "describe", "judge_caption",

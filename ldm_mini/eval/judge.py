@@ -214,3 +214,53 @@ def judge_flags(caption: str, attrs: dict) -> dict[str, bool]:
         return flags
     scored = score_binding(caption, attrs)
     return {k: scored[k] for k in ("presence", "binding", "swapped")}
+
+
+# ---------------------------------------------------------------------------- is it a scene of the dataset at all?
+
+
+@dataclass
+class SceneRule:
+    """What a sample must show to count as a valid scene of the shapes dataset. The background limits
+    are set from 2000 real test images with a margin: their border's median colour has every channel
+    >= 0.90, channels within 0.08 of each other (light grey, faint tints), and a mean absolute
+    deviation around it <= 0.023 (flat)."""
+
+    min_background: float = 0.80  # every channel of the border's median colour at least this light
+    max_tint: float = 0.12  # max - min over the channels of that colour: grey-ish, not a saturated colour
+    max_roughness: float = 0.04  # mean |border pixel - median|: a flat background, not noise
+    objects: tuple[int, int] = (1, 2)  # the dataset's scenes hold one or two objects
+
+
+def scene_check(images: torch.Tensor, judge: nn.Module, rule: SceneRule = SceneRule()) -> dict:
+    """Does each image (b 3 h w in [0, 1] or uint8) look like a scene of the dataset? Valid when
+    (1) its background is light, grey and flat (``SceneRule``), (2) the rule-based detector finds one
+    or two objects, and (3) the judge reads the same objects, i.e. the same (colour, shape) pairs.
+    Two readers that share no training agree only on clear objects, so smears and blobs fail (3).
+
+    Returns ``valid`` (the share), ``n``, the share failing each test, and ``reasons`` per image
+    ("" when valid), so a person can look at the failures."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # b 3 4w
+    median = border.median(dim=2).values  # b 3
+    light = median.min(dim=1).values >= rule.min_background
+    grey = (median.max(dim=1).values - median.min(dim=1).values) <= rule.max_tint
+    flat = (border - median[:, :, None]).abs().mean(dim=(1, 2)) <= rule.max_roughness
+    seen = classify_images(x, judge)
+    reasons = []
+    for i, attrs in enumerate(seen):
+        found = detect(x[i])
+        why = [name for name, ok in (("dark", light[i]), ("tinted", grey[i]), ("noisy", flat[i])) if not ok]
+        if not rule.objects[0] <= len(found) <= rule.objects[1]:
+            why.append(f"{len(found)} objects")
+        elif sorted(seen_objects(attrs)) != sorted((o.colour, o.shape) for o in found):
+            why.append("readers disagree")
+        reasons.append(", ".join(why))
+    n = len(reasons)
+    share = lambda word: sum(word in r for r in reasons) / n  # noqa: E731
+    return {
+        "valid": sum(r == "" for r in reasons) / n,
+        "n": n,
+        "failing": {w: share(w) for w in ("dark", "tinted", "noisy", "objects", "readers disagree")},
+        "reasons": reasons,
+    }

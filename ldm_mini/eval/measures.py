@@ -14,6 +14,7 @@ the model range [-1, 1], like the autoencoder, so the perceptual loss can feed i
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -172,3 +173,40 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# ---------------------------------------------------------------------------- an Inception Score analogue
+
+
+class ObjectLogits(nn.Module):
+    """A classifier's (or the judge's) reading of the first object as one class of 6 colours x 3 shapes:
+    log p(colour, shape | x) = log p(colour1 | x) + log p(shape1 | x), (b, 18). torchmetrics'
+    ``InceptionScore`` takes it in place of Inception's 1000 ImageNet classes."""
+
+    def __init__(self, reader: nn.Module):
+        super().__init__()
+        self.reader = reader
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # b 3 h w uint8 -> b 18
+        logits = self.reader(_to_classifier_range(images))
+        colour, shape = logits["colour1"].log_softmax(1), logits["shape1"].log_softmax(1)  # b 6, b 3
+        return (colour[:, :, None] + shape[:, None, :]).flatten(1)
+
+
+def inception_score_analogue(images: torch.Tensor, reader: nn.Module, splits: int = 10, seed: int = 0) -> dict:
+    """IS = exp E_x KL(p(y | x) || p(y)) (Salimans et al. 2016) with y the (colour, shape) of the first
+    object as ``reader`` (use the judge) sees it: high when each image is read confidently *and* the
+    set covers many classes; at most 18 here. ``images``: b 3 h w in [0, 1] or uint8. Returns the mean
+    and the standard deviation over ``splits`` equal parts (torchmetrics' protocol)."""
+    from torchmetrics.image.inception import InceptionScore
+
+    u8 = images if images.dtype == torch.uint8 else (_check_unit_range(images) * 255).round().byte()
+    with warnings.catch_warnings():  # its memory warning is about Inception-sized features, not our 18 classes
+        warnings.filterwarnings("ignore", message="Metric `InceptionScore` will save all extracted features")
+        metric = InceptionScore(feature=ObjectLogits(reader).eval(), splits=splits)
+    with torch.no_grad(), eval_mode(reader):
+        metric.update(u8.to(next(reader.parameters()).device))
+        with torch.random.fork_rng():  # compute() shuffles before splitting: seeded, so it repeats
+            torch.manual_seed(seed)
+            mean, std = metric.compute()
+    return {"mean": mean.item(), "std": std.item(), "splits": splits, "n": len(u8)}

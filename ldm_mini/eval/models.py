@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ..autoencoder import Autoencoder
 from ..data import load_shapes, to_image_range, to_model_range
@@ -15,8 +16,17 @@ from ..rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
 from .classifier import AttributeClassifier
 from .detector import detect, score_caption
 from .judge import compare_readings, judge_flags
-from .measures import frechet_distance, psnr, ssim, wilson_interval
-from .prompts import classify_images
+from .measures import (
+    embed_images,
+    frechet_distance,
+    frechet_distance_from_features,
+    inception_score_analogue,
+    psnr,
+    psnr_per_image,
+    ssim,
+    wilson_interval,
+)
+from .prompts import classify_images, seen_objects
 
 
 @torch.no_grad()
@@ -182,9 +192,72 @@ def upscalers(models: dict[str, SuperResDiffusion], sample_steps: int, seed: int
     return out
 
 
-def evaluate_upscalers(methods: dict, hr: torch.Tensor, classifier, batch: int = 100) -> dict:
-    """Upscale ``downsample(hr)`` (hr in [0, 1], n 3 H W) with each method; PSNR, SSIM, FD and
-    CPU seconds per image. Returns {name: metrics}, and the outputs under "_images"."""
+N_BOOTSTRAP = 200  # resamples of the test images behind each interval of the upscalers' table
+
+
+def bootstrap_interval(
+    stat: Callable[[torch.Tensor], float], n: int, point: float, seed: int = 0, level: float = 0.95
+) -> list:
+    """Bootstrap interval of a statistic of n test images: ``stat(idx)`` on ``N_BOOTSTRAP`` resamples idx of
+    range(n) with replacement (the same resamples for every method: the generator is seeded), the
+    percentile interval shifted by the bootstrap's bias (mean of the resamples - ``point``).
+    The shift matters for FD: a resample repeats images, so its covariances are noisier and its FD
+    higher, and the plain percentile interval could lie above the figure it belongs to. Returns [low, high]."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.tensor([stat(torch.randint(0, n, (n,), generator=g)) for _ in range(N_BOOTSTRAP)])
+    bias = values.mean().item() - point
+    tail = (1 - level) / 2
+    return [values.quantile(tail).item() - bias, values.quantile(1 - tail).item() - bias]
+
+
+def kept_objects(labels: list[dict], seen: list[dict], size: str) -> tuple[int, int]:
+    """Of the objects of ``size`` ("large" or "small") in the true scenes (dataset rows ``labels``), how
+    many the reader also finds in the upscaled image: the same colour on the same shape. (k, n)."""
+    kept = total = 0
+    for truth, attrs in zip(labels, seen):
+        found = set(seen_objects(attrs))
+        for k in ("1", "2"):
+            if truth[f"shape{k}"] != "none" and truth[f"size{k}"] == size:
+                total += 1
+                kept += (truth[f"colour{k}"], truth[f"shape{k}"]) in found
+    return kept, total
+
+
+def upscaled_row(hr: torch.Tensor, sr: torch.Tensor, reader, labels: list[dict] | None = None) -> dict:
+    """PSNR and SSIM (per image, mean and bootstrap interval), FD in ``reader``'s features (bootstrap
+    interval, the images resampled in pairs), the Inception Score analogue, and with ``labels`` the
+    share of large and of small objects kept (Wilson intervals). hr, sr in [0, 1], n 3 H W."""
+    n = len(hr)
+    p = psnr_per_image(hr, sr)  # n
+    s = structural_similarity_index_measure(hr, sr, data_range=1.0, reduction="none")  # n
+    real, fake = embed_images(hr, reader), embed_images(sr, reader)  # n d, in the reader's features
+    score = inception_score_analogue(sr, reader)
+    fd = frechet_distance_from_features(real, fake)
+    row = {
+        "psnr": p.mean().item(),
+        "psnr_ci": bootstrap_interval(lambda i: p[i].mean().item(), n, p.mean().item()),
+        "ssim": s.mean().item(),
+        "ssim_ci": bootstrap_interval(lambda i: s[i].mean().item(), n, s.mean().item()),
+        "fd": fd,
+        "fd_ci": bootstrap_interval(lambda i: frechet_distance_from_features(real[i], fake[i]), n, fd),
+        "is": score["mean"],
+        "is_std": score["std"],
+    }
+    if labels is not None:
+        seen = classify_images(sr, reader)
+        for size in ("large", "small"):
+            k, total = kept_objects(labels, seen, size)
+            row |= {f"kept_{size}": k / total, f"kept_{size}_ci": list(wilson_interval(k, total)), f"n_{size}": total}
+    return row
+
+
+def evaluate_upscalers(
+    methods: dict, hr: torch.Tensor, reader, batch: int = 100, labels: list[dict] | None = None
+) -> dict:
+    """Upscale ``downsample(hr)`` (hr in [0, 1], n 3 H W) with each method, measure it (``upscaled_row``)
+    in the features and readings of ``reader`` (the judge: nothing was trained against it; the
+    autoencoder behind LDM-SR was trained against the attribute classifier, which would favour it),
+    plus CPU seconds per image. Returns {name: metrics}, and the outputs under "_images"."""
     y_low = downsample(hr * 2 - 1, value_range=(-1.0, 1.0))
     y_low = to_image_range(y_low)  # y in [0, 1]
     rows, images = {}, {}
@@ -192,12 +265,7 @@ def evaluate_upscalers(methods: dict, hr: torch.Tensor, classifier, batch: int =
         start = time.perf_counter()
         sr = torch.cat([fn(y_low[i : i + batch]) for i in range(0, len(y_low), batch)])
         seconds = time.perf_counter() - start
-        rows[name] = {
-            "psnr": psnr(hr, sr),
-            "ssim": ssim(hr, sr),
-            "fd": frechet_distance(hr, sr, classifier),
-            "seconds_per_image": seconds / len(hr),
-        }
+        rows[name] = {**upscaled_row(hr, sr, reader, labels), "seconds_per_image": seconds / len(hr)}
         images[name] = sr
     rows["_images"] = images
     return rows

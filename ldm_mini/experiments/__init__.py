@@ -37,14 +37,16 @@ def machine() -> dict:
     }
 
 
-def save_results(name: str, results: dict, out_dir: Path = RESULTS_DIR, seconds: float | None = None) -> Path:
+def save_results(
+    name: str, results: dict, out_dir: Path = RESULTS_DIR, seconds: float | None = None, command: str | None = None
+) -> Path:
     """Write ``results`` (JSON-able) to ``out_dir/name.json`` atomically, with the machine,
-    the date, the wall time and the command that reproduces them."""
+    the date, the wall time and the command that reproduces them (by default the experiment's)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "experiment": name,
-        "command": f"python -m ldm_mini experiment {name}",
+        "command": command or f"python -m ldm_mini experiment {name}",
         "date": time.strftime("%Y-%m-%d"),
         "seconds": None if seconds is None else round(seconds, 1),
         "machine": machine(),

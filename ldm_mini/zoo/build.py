@@ -412,14 +412,15 @@ def train_superres_pair(
     budget: SRBudget | None = None,
     source_dir: Path = ck.CHECKPOINT_DIR,
 ) -> tuple[dict, dict]:
-    """Train the LDM-SR and the pixel SR of lesson 09 with one budget (ae-kl-f4 read from
+    """Train the LDM-SR and the pixel SR of lesson 09 with one compute budget (ae-kl-f4 read from
     ``source_dir``). Returns ({"LDM SR": model, "pixel SR": model}, their training records)."""
     budget = budget or sr_budget(profile)
     ae = load_pretrained(ae_name("kl", 4), source_dir)
     train = images_uint8(load_shapes(profile.n_train, "train", seed=seed))
     models, records = {}, {}
     for name, ae_config in (("LDM SR", ae.config), ("pixel SR", None)):
-        config, train_config = sr_recipe(ae_config, profile, seed, steps=budget.steps, batch_size=budget.batch_size)
+        steps = budget.ldm_steps if ae_config is not None else budget.steps  # equal compute (SRBudget)
+        config, train_config = sr_recipe(ae_config, profile, seed, steps=steps, batch_size=budget.batch_size)
         seed_everything(seed)
         model = SuperResDiffusion(config).to(pick_device())
         if model.autoencoder is not None:
@@ -481,17 +482,17 @@ def build_superres(
     budget: SRBudget | None = None,
     source_dir: Path | None = None,
 ) -> dict:
-    """Train both SR models with one budget, measure them on held-out test images (PSNR, SSIM, FD,
-    CPU time per image) and ship them. Returns the models."""
+    """Train both SR models with one budget, measure them on held-out test images (PSNR, SSIM, FD and
+    the IS analogue read by the judge, CPU time per image) and ship them. Returns the models."""
     budget = budget or sr_budget(profile)
     source_dir = source_dir or directory
     models, records = train_superres_pair(profile, seed, work_dir, budget, source_dir)
-    classifier = load_pretrained(CLASSIFIER, source_dir)
+    judge = load_pretrained(JUDGE, source_dir)  # FD in the judge's features: D was trained against the classifier
     hr = images_uint8(load_shapes(profile.n_eval, "test", seed=seed))[: budget.n_test].float() / 255
     rows = evaluate_upscalers(
         {k: v for k, v in upscalers(models, budget.sample_steps, seed).items() if k in models},
         hr,
-        classifier,
+        judge,
         budget.eval_batch,
     )
     for name, key in (("LDM SR", SR_LDM), ("pixel SR", SR_PIXEL)):
