@@ -74,8 +74,14 @@ class LessonFailed(RuntimeError):
     """A lesson stopped at one cell: which one, and the error it raised."""
 
 
-def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None = None, every: float = 10.0) -> float:
-    """Run every cell of ``nb`` in place (cwd = notebooks/); return the wall time in seconds.
+def execute(
+    nb: nbformat.NotebookNode,
+    timeout: int = 1800,
+    progress: str | None = None,
+    every: float = 10.0,
+    cwd: Path = NOTEBOOKS,
+) -> float:
+    """Run every cell of ``nb`` in place (in ``cwd``, notebooks/ by default); return the wall time in seconds.
 
     With ``progress`` (a label, e.g. the lesson's name), print "cell k of n, elapsed" when a code
     cell starts at least ``every`` seconds after the last such line, so a long lesson is not silent.
@@ -105,7 +111,7 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 1800, progress: str | None
         on_cell_start=on_cell_start,
     )
     try:
-        client.preprocess(nb, {"metadata": {"path": str(NOTEBOOKS)}})
+        client.preprocess(nb, {"metadata": {"path": str(cwd)}})
     except CellExecutionError as error:
         what = f"{error.ename}: {error.evalue}".strip(": ")
         raise LessonFailed(f"code cell {state['k']} of {n_code} ({state['source'][:60]!r}) raised {what}") from error

@@ -132,6 +132,23 @@ def test_cache_roundtrip_and_rebuild(tmp_path):
     assert rebuilt["caption"] == ds["caption"]
 
 
+def test_a_split_drawn_by_two_processes_at_once_is_cached_once(tmp_path, monkeypatch):
+    """Two lessons' kernels may draw the same split at the same time (tests/test_full_profile_miniature.py):
+    the one that finishes second finds the folder there, reads it and drops its own copy."""
+    from ldm_mini.data import shapes
+
+    folder, real_build = tmp_path / "shapes-32px-seed0-val-12", shapes.build_shapes
+
+    def build_while_another_process_finishes(*args, **kwargs):
+        real_build(*args, **kwargs).save_to_disk(str(folder))  # the other process's cache, complete
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(shapes, "build_shapes", build_while_another_process_finishes)
+    ds = load_shapes(12, "val", seed=0, cache_dir=tmp_path)
+    assert ds["caption"] == real_build(12, "val", 0)["caption"]
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary copy left behind
+
+
 def test_model_range_roundtrip():
     x = torch.tensor([0, 128, 255], dtype=torch.uint8)
     y = data.to_model_range(x)

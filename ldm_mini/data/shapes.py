@@ -8,6 +8,8 @@ on any machine. ``load_shapes`` caches a drawn split in data/cache/ as a Hugging
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -224,13 +226,18 @@ def load_shapes(
         except Exception:  # a half-written or foreign folder: draw it again
             pass
     ds = build_shapes(n, split, seed, config)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # one per process: two may draw the same split at once
     ds.save_to_disk(str(tmp))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)  # atomic: a crash never leaves a half-written cache under the real name
+    try:
+        tmp.rename(path)  # atomic: a crash never leaves a half-written cache under the real name
+    except OSError:  # the folder is there: another process finished first, or it is unreadable
+        try:
+            ds = load_from_disk(str(path))
+            shutil.rmtree(tmp)
+            return ds
+        except Exception:
+            shutil.rmtree(path)
+            tmp.rename(path)
     return load_from_disk(str(path))
 
 
@@ -245,7 +252,7 @@ def images_uint8(ds) -> torch.Tensor:
     if pixels is None or len(pixels) != len(ds):
         pixels = np.stack(ds.with_format("numpy")["image"])  # b h w 3
         if cached is not None:
-            tmp = cached.with_name("pixels.tmp.npy")
+            tmp = cached.with_name(f"pixels.tmp{os.getpid()}.npy")  # one per process, as in load_shapes
             np.save(tmp, pixels)
             tmp.replace(cached)
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()

@@ -3,6 +3,7 @@ and upscalers' fidelity, realism and speed (lesson 09)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -247,7 +248,8 @@ def upscaled_row(hr: torch.Tensor, sr: torch.Tensor, reader, labels: list[dict] 
         seen = classify_images(sr, reader)
         for size in ("large", "small"):
             k, total = kept_objects(labels, seen, size)
-            row |= {f"kept_{size}": k / total, f"kept_{size}_ci": list(wilson_interval(k, total)), f"n_{size}": total}
+            share, interval = (k / total, list(wilson_interval(k, total))) if total else (math.nan, [math.nan] * 2)
+            row |= {f"kept_{size}": share, f"kept_{size}_ci": interval, f"n_{size}": total}
     return row
 
 

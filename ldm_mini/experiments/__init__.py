@@ -7,9 +7,11 @@
 
 Each module has a ``run(profile, out_dir=RESULTS_DIR, ...) -> dict`` that does the whole
 experiment and writes ``data/experiments/<name>.json`` (plus small PNGs) through
-``save_results``. ``python -m ldm_mini experiment <name>`` runs one; the lessons read the
-shipped results in the quick profile (the experiments take longer than a lesson may) and run
-the cheap parts live.
+``save_results``; ``$LDM_RESULTS_DIR`` moves ``RESULTS_DIR`` elsewhere (a copy of the shipped
+results, say), for the lessons too. A run in miniature (``config.Profile.miniature``) refuses to
+write over the shipped results: its numbers mean nothing. ``python -m ldm_mini experiment <name>``
+runs one; the lessons read the shipped results in the quick profile (the experiments take longer
+than a lesson may) and run the cheap parts live.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pathlib import Path
 
 import torch
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "experiments"
+from ..config import miniature_requested
+
+SHIPPED_RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "experiments"
+RESULTS_DIR = Path(os.environ.get("LDM_RESULTS_DIR") or SHIPPED_RESULTS_DIR)
 
 
 def machine() -> dict:
@@ -43,6 +48,11 @@ def save_results(
     """Write ``results`` (JSON-able) to ``out_dir/name.json`` atomically, with the machine,
     the date, the wall time and the command that reproduces them (by default the experiment's)."""
     out_dir = Path(out_dir)
+    if miniature_requested() and out_dir.resolve() == SHIPPED_RESULTS_DIR:
+        raise RuntimeError(
+            f"a run in miniature ($LDM_MINIATURE) must not overwrite the shipped results in {out_dir}: "
+            "set $LDM_RESULTS_DIR to a scratch folder (a copy of data/experiments)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "experiment": name,

@@ -339,11 +339,11 @@ def attention_maps(models: dict[str, LatentDiffusion], judge, out_dir: Path, ste
     return out
 
 
-def probe_encoders(models: dict[str, LatentDiffusion], seed: int = 0) -> dict:
+def probe_encoders(models: dict[str, LatentDiffusion], seed: int = 0, n_captions: int = N_PROBE) -> dict:
     """``contrastive.token_probe`` of each model's tau_theta on the captions of ``N_PROBE`` val images:
     does the output at a colour word know its colour, and the output at a shape word its bound colour?
     For the pooled model the per-token outputs before its mean (``per_token_outputs``)."""
-    captions = list(load_shapes(N_PROBE, "val", seed=seed)["caption"])
+    captions = list(load_shapes(n_captions, "val", seed=seed)["caption"])
     return {
         name: token_probe(per_token_outputs(ldm.text_encoder), ldm.tokenizer, captions, seed=seed)
         for name, ldm in models.items()
@@ -436,10 +436,15 @@ def run(
     """The whole lesson-10 experiment; writes ``binding.json``, ``binding-attention.png`` and
     ``binding-samples.png`` to ``out_dir``. ``n`` captions per headline set (default: the profile's
     ``n_samples_eval``), ``points`` measured points per model, ``contrastive_steps`` of CLIP-like
-    pretraining (default: ``ContrastiveConfig``'s). Resumable: see the module's docstring."""
+    pretraining (default: ``ContrastiveConfig``'s). Resumable: see the module's docstring. In miniature
+    (``Profile.miniature``) the points, the pretraining and the probes' captions are capped too, and the
+    work is kept apart from a real run's (``<work_dir>/<profile>-miniature``)."""
     start = time.perf_counter()
     n = n or profile.n_samples_eval
-    out_dir, work_dir = Path(out_dir), Path(work_dir) / profile.name
+    points = profile.cap_samples(points)
+    contrastive_steps = profile.cap_steps(contrastive_steps or ContrastiveConfig.steps)
+    run_name = f"{profile.name}-miniature" if profile.is_miniature else profile.name
+    out_dir, work_dir = Path(out_dir), Path(work_dir) / run_name
     ae, judge = load_pretrained(ae_name("kl", 4)), load_pretrained(JUDGE)
     pairs = training_pairs(profile, seed)
     models, rows, encoders = {}, [], {}
@@ -453,7 +458,7 @@ def run(
     # The remedy steers per-word attention maps: a pooled tau_theta hands the UNet one token, nothing to steer.
     steerable = [e for e in ENCODERS if not models[e].config.text.pooled]
     leaky = max(steerable, key=lambda e: last[e]["swapped"])  # the one that leaks most
-    probes = probe_encoders(models, seed)
+    probes = probe_encoders(models, seed, profile.cap_samples(N_PROBE))
     attention = attention_maps(models, judge, out_dir, profile.sample_steps, seed)
     remedy = remedies(
         models[leaky], judge, last[leaky], n, min(n_tune, n), profile.sample_steps, scales, work_dir / leaky, seed

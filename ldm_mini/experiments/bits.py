@@ -78,8 +78,8 @@ def run(
     training process itself). Also saves the rate-distortion figure as bits.png.
     """
 
-    n_images = n_images or (256 if profile.name == "quick" else 1000)
-    steps = steps or (100 if profile.name == "quick" else 1000)
+    n_images = n_images or profile.cap_samples(256 if profile.name == "quick" else 1000)
+    steps = steps or profile.cap_steps(100 if profile.name == "quick" else 1000)
     torch.manual_seed(seed)
     start = time.perf_counter()
     ldm = load_pretrained(MODEL)

@@ -67,12 +67,26 @@ class FSweepConfig:
 
 
 def sweep_config(profile: Profile) -> FSweepConfig:
-    """The quick profile fits the whole sweep in ~20 min on 2 CPU cores; full is for a GPU."""
+    """The quick profile fits the whole sweep in ~20 min on 2 CPU cores; full is for a GPU.
+    In miniature (``Profile.miniature``) every count is capped."""
     if profile.name == "full":
-        return FSweepConfig(
+        sweep = FSweepConfig(
             model_channels=64, steps=20_000, batch_size=128, eval_every=2_500, n_eval=1_000, n_throughput=500
         )
-    return FSweepConfig()
+    else:
+        sweep = FSweepConfig()
+    if not profile.is_miniature:
+        return sweep
+    return replace(
+        sweep,
+        steps=profile.cap_steps(sweep.steps),
+        batch_size=min(sweep.batch_size, profile.batch_size),
+        eval_every=max(1, profile.cap_steps(sweep.steps) // 2),  # a point along training, and the last
+        n_eval=profile.cap_samples(sweep.n_eval),
+        eval_ddim_steps=profile.cap_steps(sweep.eval_ddim_steps),
+        ddim_steps=(profile.cap_steps(min(sweep.ddim_steps)), 50),  # lesson 07 quotes the images/s of DDIM-50
+        n_throughput=profile.cap_samples(sweep.n_throughput),
+    )
 
 
 def unet_config(f: int, image_size: int, latent_channels: int, model_channels: int) -> UNetConfig:
@@ -219,7 +233,9 @@ def run(profile: Profile, out_dir: Path = RESULTS_DIR, sweep: FSweepConfig | Non
         trained["throughput"] = throughput_vs_quality(ldm, sweep, classifier, test)
         trained["params"] = ldm.unet.num_params()
         trained["latent_shape"] = list(ldm.latent_shape)
-        grid = ldm.generate(SAMPLE_CAPTIONS, steps=50, guidance=sweep.guidance, seed=sweep.seed)  # b 3 H W in [0, 1]
+        grid = ldm.generate(  # b 3 H W in [0, 1]
+            SAMPLE_CAPTIONS, steps=profile.cap_steps(50), guidance=sweep.guidance, seed=sweep.seed
+        )
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         save_images(grid, str(Path(out_dir) / f"{NAME}_samples_f{f}.png"), ncols=len(SAMPLE_CAPTIONS), scale=2)
         trained["samples"] = f"{NAME}_samples_f{f}.png"

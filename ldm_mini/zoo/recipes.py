@@ -6,7 +6,7 @@ reuse these recipes, so a comparison always starts from the shipped model's sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..autoencoder import AutoencoderConfig
 from ..config import Profile
@@ -129,7 +129,7 @@ def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfi
     # Half the profile's batch: at 32 x 32 pixels a step costs 4x one on 8 x 8 latents, and more,
     # smaller steps learned faster than fewer, larger ones in a budget of minutes.
     train_config = TrainConfig(
-        steps=PIXEL_STEPS[profile.name],
+        steps=profile.cap_steps(PIXEL_STEPS[profile.name]),
         batch_size=profile.batch_size // 2,
         lr=1e-3,
         warmup=100,
@@ -199,16 +199,29 @@ class SRBudget:
 
 
 def sr_budget(profile: Profile) -> SRBudget:
-    """The budget of lesson 09's two SR models (and of the shipped sr-ldm-f4 and sr-pixel)."""
+    """The budget of lesson 09's two SR models (and of the shipped sr-ldm-f4 and sr-pixel), capped in
+    miniature (``Profile.miniature``)."""
     if profile.name == "full":
-        return SRBudget(  # on a GPU the latent step's saving is smaller and was not measured: 5x is a guess
+        budget = SRBudget(  # on a GPU the latent step's saving is smaller and was not measured: 5x is a guess
             steps=20_000,
             ldm_steps=100_000,
             batch_size=profile.batch_size,
             n_test=min(2_000, profile.n_eval),
             sample_steps=100,
         )
-    return SRBudget()
+    else:
+        budget = SRBudget()
+    if not profile.is_miniature:
+        return budget
+    return replace(
+        budget,
+        steps=profile.cap_steps(budget.steps),
+        ldm_steps=profile.cap_steps(budget.ldm_steps),
+        batch_size=min(budget.batch_size, profile.batch_size),
+        n_test=profile.cap_samples(budget.n_test),
+        sample_steps=profile.cap_steps(budget.sample_steps),
+        eval_batch=profile.cap_samples(budget.eval_batch),
+    )
 
 
 PROGRESS_EVAL_N = 100  # captions per headline set at each point of the accuracy-along-training curve

@@ -56,6 +56,7 @@ from ldm_mini.lessons.plotting import show_grid
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
+DEMO_STEPS = profile.cap_steps(DEMO_STEPS)  # 2 in a miniature run (config.Profile.miniature)
 if TRAIN_FROM_SCRATCH is None:
     TRAIN_FROM_SCRATCH = profile.name == "full"
 seed_everything(SEED)
@@ -401,7 +402,8 @@ with torch.no_grad():
 demo_psnr = psnr(val[:N_EVAL].float() / 255, demo_rec)
 print(f"after {DEMO_STEPS} steps: PSNR {demo_psnr:.1f} dB on {N_EVAL} validation images")
 # a live run's last digits depend on the CPU's kernels: check a range, not the digits (docs/CONVENTIONS.md)
-assert DEMO_STEPS != 80 or 18.5 < demo_psnr < 21.0, f"80 steps should give about 19.8 dB (18.5 to 21), got {demo_psnr:.2f}"
+if profile.name == "quick" and DEMO_STEPS == 80:  # the figure quoted: the full profile trains with batch 128
+    assert 18.5 < demo_psnr < 21.0, f"80 steps should give about 19.8 dB (18.5 to 21), got {demo_psnr:.2f}"
 show_grid(torch.cat([val[:8].float() / 255, demo_rec[:8]]), ncols=8, scale=1.2)
 plt.show()
 
@@ -553,7 +555,7 @@ for f in (4, 8, 16):
     if ae_name("kl", f) in results:
         print(f"f={f:>2}: KL autoencoder {results[ae_name('kl', f)]['psnr'] - psnr(x01, downsample_upsample(x01, f).clamp(0, 1)):+.1f} dB over resizing by f")
 # the claims above, asserted: their digits depend on the CPU's kernels, the claims must not (docs/CONVENTIONS.md)
-if len(names) == 10:
+if len(names) == 10 and not profile.is_miniature:  # a miniature run's autoencoders trained 2 steps: no claims
     for reg in AE_REGS:
         ps = [results[ae_name(reg, f)]["psnr"] for f in AE_FACTORS]
         assert all(a > b for a, b in zip(ps, ps[1:])), f"{reg}: PSNR falls at every step of f"

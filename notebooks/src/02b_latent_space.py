@@ -50,6 +50,7 @@ val = images_uint8(load_shapes(profile.n_eval, "val", seed=SEED))
 # the autoencoders lesson 02 retrained if it ran in the "full" profile, else the shipped ones
 retrained = Path("../runs/lesson02/checkpoints")
 ae_dir = retrained if (retrained / "manifest.json").exists() else ck.CHECKPOINT_DIR
+SHIPPED = ae_dir == ck.CHECKPOINT_DIR  # the figures the text quotes (and asserts) are the shipped autoencoders'
 manifest = ck.read_manifest(ae_dir)
 names = [ae_name(reg, f) for f in AE_FACTORS for reg in AE_REGS if ae_name(reg, f) in manifest]
 models = ModelCache(names, lambda name: load_pretrained(name, ae_dir, device=device))  # loads each model once
@@ -88,7 +89,8 @@ for label, s in (("unscaled E(x)", std), ("scaled z_0", 1.0)):
 print("scale factors of all models:", ", ".join(f"{n[3:]} {models[n].scale_factor.item():.3f}" for n in names))
 # E's outputs: the last digits depend on the CPU's kernels, so a tolerance (docs/CONVENTIONS.md)
 assert abs(1 / std - ae_kl4.scale_factor.item()) < 0.005, f"1 / std of these latents should match the stored scale factor 0.4050, got {1 / std:.4f}"
-assert 0.10 < z0.mean().item() < 0.20 and abs(z0.std().item() - 1) < 0.01, f"z_0: mean +0.146, std 1.000 when written, got {z0.mean():+.3f}, {z0.std():.3f}"
+if SHIPPED:
+    assert 0.10 < z0.mean().item() < 0.20 and abs(z0.std().item() - 1) < 0.01, f"z_0: mean +0.146, std 1.000 when written, got {z0.mean():+.3f}, {z0.std():.3f}"
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
@@ -126,7 +128,8 @@ for k in range(z0.shape[1]):
 # var(z_0) = (mean of the within-channel variances) + (variance of the channel means)
 share = ((channel_mean - z0.mean()) ** 2).mean().item() / z0.var().item()
 print(f"the differences between the channel means carry {share:.0%} of z_0's variance")
-assert 0.5 < share < 0.8, f"the channel offsets carry about 65% of the variance when written, got {share:.0%}"
+if SHIPPED:
+    assert 0.5 < share < 0.8, f"the channel offsets carry about 65% of the variance when written, got {share:.0%}"
 
 # %% [markdown]
 # ## 2. Explore: every autoencoder, image by image
@@ -186,8 +189,9 @@ by_offset = {k: corr[offset == k].mean().item() for k in range(1, 3 * w + 1)}
 for k in (1, 2, 4, w - 1, w, w + 1, 2 * w):
     print(f"sequence offset {k:>2}: mean correlation {by_offset[k]:+.2f}")
 # E's outputs: the last digits depend on the CPU's kernels, so the claims are asserted with a margin
-assert by_offset[w] > by_offset[1] - 0.05 and by_offset[w] > 2 * by_offset[2], "one row down (offset w) is as alike as the next token"
-assert min(by_offset[k] for k in range(3, w - 1)) < 0.5 * by_offset[1], "tokens 3-6 apart are far less alike than neighbours"
+if SHIPPED:
+    assert by_offset[w] > by_offset[1] - 0.05 and by_offset[w] > 2 * by_offset[2], "one row down (offset w) is as alike as the next token"
+    assert min(by_offset[k] for k in range(3, w - 1)) < 0.5 * by_offset[1], "tokens 3-6 apart are far less alike than neighbours"
 
 # %%
 centre = 3 * w + 3  # the position at row 3, column 3

@@ -44,6 +44,7 @@ from ldm_mini.diffusion import NoiseSchedule
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
+N_IMAGES = profile.cap_samples(N_IMAGES)  # 8 in a miniature run (config.Profile.miniature)
 seed_everything(SEED)
 val = load_shapes(profile.n_eval, "val", seed=SEED).select(range(N_IMAGES))
 x0 = to_model_range(images_uint8(val)).to(device)  # b 3 32 32 in [-1, 1]

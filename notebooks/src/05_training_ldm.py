@@ -46,6 +46,7 @@ from ldm_mini.train import encode_images, train_diffusion
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
+DEMO_STEPS = profile.cap_steps(DEMO_STEPS)  # 2 in a miniature run (config.Profile.miniature)
 seed_everything(SEED)
 manifest = read_manifest()
 print(f"device: {device}, profile: {profile.name}")
@@ -283,8 +284,9 @@ demo_seconds = time.perf_counter() - start
 # %%
 print(f"loss after {history[0]['step']} steps: {history[0]['loss']:.3f}; after {history[-1]['step']}: {history[-1]['loss']:.3f}")
 # a live run's last digits depend on the CPU's kernels: check the claim, not the digits (docs/CONVENTIONS.md)
-assert DEMO_STEPS != 150 or (0.75 < history[0]["loss"] < 1.0 and history[-1]["loss"] < 0.1), (
-    f"the loss should start near 1.0 (0.868 when written) and fall below 0.1 (0.066) in 150 steps, got {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
+if profile.name == "quick" and DEMO_STEPS == 150:  # the figures quoted: the full profile trains with batch 128
+    assert 0.75 < history[0]["loss"] < 1.0 and history[-1]["loss"] < 0.1, (
+        f"the loss should start near 1.0 (0.868 when written) and fall below 0.1 (0.066) in 150 steps, got {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -128,10 +128,12 @@ def median_seconds(fn, repeats=LIVE_REPEATS):
 
 live = {}
 generator = torch.Generator().manual_seed(SEED)
+# a training batch of 64, 16 images by DDIM-20; fewer in a miniature run (config.Profile.miniature)
+batch, n_images, S = profile.cap_samples(64), profile.cap_samples(16), profile.cap_steps(20)
 for f, ldm in models.items():
     ldm.to(device)
-    z0 = torch.randn(64, *ldm.latent_shape, generator=generator).to(device)
-    tokens = ldm.tokens(["a red circle above a blue square"] * 64)
+    z0 = torch.randn(batch, *ldm.latent_shape, generator=generator).to(device)
+    tokens = ldm.tokens(["a red circle above a blue square"] * batch)
     params = list(ldm.unet.parameters()) + list(ldm.text_encoder.parameters())
 
     def train_step():
@@ -141,11 +143,11 @@ for f, ldm in models.items():
             p.grad = None
 
     step = median_seconds(train_step)
-    sample = median_seconds(lambda: ldm.generate(["a red circle"] * 16, steps=20, guidance=3.0))
-    live[f] = {"step": step, "images_per_s": 16 / sample}
+    sample = median_seconds(lambda: ldm.generate(["a red circle"] * n_images, steps=S, guidance=3.0))
+    live[f] = {"step": step, "images_per_s": n_images / sample}
 for f, m in live.items():
     print(f"f={f:>2}: training step {m['step'] * 1000:6.0f} ms ({live[1]['step'] / m['step']:5.1f}x faster than f=1),"
-          f" DDIM-20 sampling {m['images_per_s']:6.1f} images/s ({m['images_per_s'] / live[1]['images_per_s']:5.1f}x)")
+          f" DDIM-{S} sampling {m['images_per_s']:6.1f} images/s ({m['images_per_s'] / live[1]['images_per_s']:5.1f}x)")
 
 # %% [markdown]
 # ## 3. Quality against training steps (the paper's Fig. 6)
@@ -233,7 +235,8 @@ print(f"FD of two sets of {N_FLOOR} real images, 8 draws: " + ", ".join(f"{v:.0f
 print(f"floor {floor_n['mean']:.0f} +- {floor_n['sd']:.0f} (sd); final FDs of the sweep (100 images): "
       + ", ".join(f"f={f} {m['curve'][-1]['fd']:.0f}" for f, m in sweep.items()))
 # computed live (classifier features): check ranges, not digits (docs/CONVENTIONS.md)
-assert 170 < floor["mean"] < 245 and 15 < floor["sd"] < 40, f"the floor at 100 images was 206 +- 27 when written, got {floor}"
+if conf["n_eval"] == 100:  # the figure quoted: the quick sweep's sets of 100 (the full sweep's are 1000)
+    assert 170 < floor["mean"] < 245 and 15 < floor["sd"] < 40, f"the floor at 100 images was 206 +- 27 when written, got {floor}"
 
 # %% [markdown]
 # **What the shipped run shows, and what it cannot.** Pixel space is far behind after the same
@@ -455,8 +458,9 @@ claims.append((verdict(near_end and separated and not crossing, best_fd_f in (4,
 for v, text in claims:
     print(f"{v}: {text}")
 # the text below reads these verdicts; the rules' inputs are live (the FD noise), so check the outcome, not digits
-assert [v for v, _ in claims] == ["held"] * 3 + ["not testable at this budget"] * 2, claims
-assert tied_fd == [2, 4, 8] and tied_acc == [2, 4] and crossing, (tied_fd, tied_acc, crossing)
+if res["profile"] == "quick":  # the verdicts of the quick profile's sweep (the shipped one); a full sweep may differ
+    assert [v for v, _ in claims] == ["held"] * 3 + ["not testable at this budget"] * 2, claims
+    assert tied_fd == [2, 4, 8] and tied_acc == [2, 4] and crossing, (tied_fd, tied_acc, crossing)
 
 # %% [markdown]
 # **What the verdicts say.** Three claims held, each by a wide margin: pixel space is 4-33x slower

@@ -55,6 +55,7 @@ from ldm_mini.ldm import SuperResDiffusion, bicubic_upsample, downsample
 
 device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
+LIVE_STEPS = profile.cap_steps(LIVE_STEPS)  # 2 in a miniature run (config.Profile.miniature)
 seed_everything(SEED)
 RUN_EXPERIMENT = profile.name == "full"
 manifest = read_manifest()
