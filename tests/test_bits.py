@@ -253,3 +253,17 @@ def test_plot_rate_distortion_log_axis_shows_the_semantic_region():
     fig = plot_rate_distortion(results)
     assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlim()[0] == 0
     plt.close(fig)
+
+
+def test_decoder_floor_is_the_mass_a_perfect_guess_leaves_outside_its_bin():
+    """An interior pixel: a perfect x0_hat still puts only 2 Phi(h / sigma) - 1 of N(x_0, beta_1) in its
+    bin (h half a bin); the end bins reach to infinity and cost less; a tiny beta_1 costs almost nothing."""
+    from ldm_mini.experiments.bits import decoder_floor_bits
+
+    half, beta_1 = 1 / 255, 1e-4
+    interior = torch.full((1, 3, 2, 2), 128 / 127.5 - 1)  # grey level 128, far from the ends
+    expected = -math.log2(2 * 0.5 * (1 + math.erf(half / math.sqrt(beta_1) / math.sqrt(2))) - 1)
+    assert decoder_floor_bits(interior, beta_1) == pytest.approx(expected, rel=1e-9)
+    white = torch.ones(1, 3, 2, 2)  # the top bin: half its Gaussian is inside already, the rest reaches +inf
+    assert decoder_floor_bits(white, beta_1) < 0.5 * decoder_floor_bits(interior, beta_1)
+    assert decoder_floor_bits(interior, 1e-9) < 1e-6

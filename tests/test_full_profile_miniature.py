@@ -30,12 +30,7 @@ LESSONS = [path.stem for path in SOURCES]
 FIRST_CHAIN = (
     "02_autoencoder", "02b_latent_space", "07_choosing_f", "09_super_resolution", "00_overview", "01_rate_distortion"
 )
-KNOWN_BROKEN = {
-    # binding.run (the full profile's live experiment) writes the new binding.json, whose rows the
-    # lesson's cells 7 and 12 do not read (they read the shipped file's old keys "captions", "models"),
-    # and cell 10 asserts the DDIM-50 figures of 48 live samples at the profile's sample_steps.
-    "10_attribute_binding": "lesson 10 reads the old binding.json format after binding.run writes the new one",
-}
+KNOWN_BROKEN: dict[str, str] = {}  # lesson -> why it cannot run in miniature yet (xfail, strict)
 
 
 @pytest.fixture(scope="module")
