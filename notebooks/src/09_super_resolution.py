@@ -394,7 +394,8 @@ panels = (("psnr", "PSNR (dB, higher is better)"), ("fd", "FD, judge's features 
 for ax, (key, label) in zip(axes, panels):
     values = [table[n][key] for n in names]
     if f"{key}_ci" in table[names[0]]:  # 95% intervals as error bars
-        err = [[v - table[n][f"{key}_ci"][0] for n, v in zip(names, values)], [table[n][f"{key}_ci"][1] - v for n, v in zip(names, values)]]
+        err = [[max(0.0, v - table[n][f"{key}_ci"][0]) for n, v in zip(names, values)],
+               [max(0.0, table[n][f"{key}_ci"][1] - v) for n, v in zip(names, values)]]
         ax.bar(names, values, color=colours, yerr=err, capsize=4)
     else:
         ax.bar(names, values, color=colours)

@@ -575,6 +575,9 @@ print(f"learnt the single case (>= {res['learnt_single']:.0%}) at step {last['to
 for e in names:
     v = last[e]["two_verdicts"]
     right, complete = v.count("bound"), v.count("bound") + v.count("swapped")  # images with both pairs' parts, on 2 objects
+    if complete == 0:  # a model that never draws both named pairs (e.g. after a few steps): nothing to pair
+        print(f"{names[e]:26} no complete images: pairing not testable")
+        continue
     p = sign_test(right, complete)  # H0: each complete image is paired right with probability 1/2
     print(f"{names[e]:26} {right:>3} of {complete} complete images paired right ({right / complete:5.1%}); "
           f"against random pairing p = {p:.2g} -> {'above chance' if p < 0.05 and right > complete / 2 else 'at chance'}")
