@@ -239,3 +239,33 @@ def test_shipped_superres_models_load_are_small_and_deterministic():
     )
     y = torch.rand(2, 3, 8, 8)
     assert torch.equal(ldm_sr.upscale(y, steps=3, seed=0), ldm_sr.upscale(y, steps=3, seed=0))
+
+
+# ------------------------------------------------------------------ how the table is read (eval.models)
+
+
+def _scene(c1, s1, size1, c2="none", s2="none", size2="none"):
+    return {"colour1": c1, "shape1": s1, "size1": size1, "colour2": c2, "shape2": s2, "size2": size2}
+
+
+def test_kept_objects_counts_each_true_object_by_size():
+    from ldm_mini.eval.models import kept_objects
+
+    truth = [_scene("red", "circle", "large", "blue", "square", "small"), _scene("green", "triangle", "small")]
+    seen = [_scene("red", "circle", "large", "blue", "circle", "small"),  # the small square came out a circle
+            _scene("green", "triangle", "large")]  # kept: size is not asked, only colour on shape
+    assert kept_objects(truth, seen, "large") == (1, 1)
+    assert kept_objects(truth, seen, "small") == (1, 2)
+
+
+def test_bootstrap_interval_is_seeded_and_holds_the_point():
+    from ldm_mini.eval.models import bootstrap_interval
+
+    values = torch.arange(100, dtype=torch.float64)
+
+    def stat(i):
+        return values[i].mean().item()
+
+    low, high = bootstrap_interval(stat, 100, point=values.mean().item())
+    assert low < 49.5 < high and high - low < 20  # the mean of 0..99 is 49.5, its standard error about 2.9
+    assert bootstrap_interval(stat, 100, point=49.5) == [low, high]  # the same resamples every call
