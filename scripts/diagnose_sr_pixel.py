@@ -27,7 +27,7 @@ from ldm_mini.data import images_uint8, load_shapes
 from ldm_mini.eval.measures import psnr
 from ldm_mini.experiments import RESULTS_DIR, load_results, save_results
 from ldm_mini.ldm import bicubic_upsample, downsample
-from ldm_mini.sampling import ddim_sigmas, ddim_timesteps
+from ldm_mini.sampling import ddim_sigmas, ddim_step, ddim_timesteps
 from ldm_mini.zoo import load_diffusion
 
 NAME = "sr_pixel_diagnosis"
@@ -41,9 +41,7 @@ def sample_from(model, cond, x_start, t0: int, steps: int = 50) -> torch.Tensor:
     with torch.no_grad():
         for k in reversed([k for k in range(len(timesteps)) if timesteps[k] <= t0]):
             t = torch.full((len(x),), int(timesteps[k]))
-            eps = model.eps(x, t, cond)
-            x0_hat = (x - math.sqrt(1 - alphas[k]) * eps) / math.sqrt(alphas[k])
-            x = math.sqrt(alphas_prev[k]) * x0_hat + math.sqrt(1 - alphas_prev[k]) * eps
+            x, _ = ddim_step(x, model.eps(x, t, cond), alphas[k], alphas_prev[k])
     return ((x + 1) / 2).clamp(0, 1)
 
 

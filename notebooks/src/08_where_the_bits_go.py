@@ -398,7 +398,7 @@ print(f"  without the floor the bound would be {res['total_bits'] - floor:.3f} b
 # - **the grid must resolve the split.** The bound is evaluated on S = 100 steps, 10 apart. If a
 #   rule's threshold is first met only at t = 0, the grid has no step between the last two
 #   distortions, and the rule calls every bit "semantic" for want of a finer step: that strictness
-#   is *not testable at this budget* (S = 1000 for all images would take about 35 minutes here);
+#   is *not testable at this budget* (S = 1000 on all 256 images needs ten times the UNet calls);
 # - **the decoder's L_0 is a fixed cost** of the schedule's beta_1 that even a perfect model pays
 #   (section 7: 1.12 of the 3.06 bits/dim). A claim that held only because of L_0 would say
 #   something about beta_1, not about where the model spends its bits; so the shares are also
