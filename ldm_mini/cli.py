@@ -28,7 +28,7 @@ from .zoo import (
     prepare_ldm_training,
     save_diffusion,
 )
-from .zoo.build import fit_autoencoder
+from .zoo.build import fit_autoencoder, remeasure_autoencoders
 
 
 def cmd_data(args) -> None:
@@ -86,10 +86,9 @@ def cmd_sample(args) -> None:
 
 def cmd_eval(args) -> None:
     model = load_pretrained(args.model)
-    classifier = load_pretrained(CLASSIFIER)
-    if isinstance(model, Autoencoder):
+    if isinstance(model, Autoencoder):  # rFID in the judge's features, as in the manifest
         profile = get_profile(args.profile)
-        metrics = evaluate_autoencoder(model, images_uint8(load_shapes(profile.n_eval, "val")), classifier)
+        metrics = evaluate_autoencoder(model, images_uint8(load_shapes(profile.n_eval, "val")), load_pretrained(JUDGE))
     elif isinstance(model, LatentDiffusion):  # the headline figures, read by the judge (as the manifest's)
         record, _ = headline_metrics(model, load_pretrained(JUDGE), n=args.n, steps=args.steps, guidance=args.guidance)
         metrics = {**record["figures"], "judge_detector_agreement": record["agreement"]["objects"]}
@@ -100,6 +99,10 @@ def cmd_eval(args) -> None:
 
 
 def cmd_pretrained(args) -> None:
+    if args.remeasure:
+        for name, metrics in remeasure_autoencoders(get_profile(args.profile), only=args.only).items():
+            print(name, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        return
     build_all(args.profile, args.only)
 
 
@@ -182,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrained", help="rebuild the shipped checkpoints in data/checkpoints/")
     p.add_argument("--profile", choices=("quick", "full"), default="quick")
     p.add_argument("--only", nargs="*", default=None, help="names, e.g. attribute-classifier ae-kl-f4")
+    p.add_argument(
+        "--remeasure", action="store_true", help="measure the shipped autoencoders again, no training"
+    )
     p.set_defaults(func=cmd_pretrained)
 
     p = sub.add_parser(

@@ -38,6 +38,7 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate (Adam)
     warmup: int = 50  # linear warm-up steps
     lr_min_ratio: float = 0.1  # cosine decay ends at lr * lr_min_ratio (f >= 8 oscillates without decay)
+    decay_steps: int | None = None  # the cosine decay spans these steps, then holds at the floor (None: all steps)
     ema_decay: float = 0.995  # short runs: 0.999 would lag far behind the weights
     seed: int = 0
     log_every: int = 25  # steps between history entries
@@ -75,10 +76,13 @@ class EMA(nn.Module):
 
 
 def lr_at(step: int, train_config: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to lr * lr_min_ratio."""
+    """Linear warm-up, then cosine decay to lr * lr_min_ratio over ``decay_steps`` (default: all the
+    steps), then held there. A fixed ``decay_steps`` makes the rate a function of the step alone, the
+    same for runs of different lengths (lesson 07 compares its models at equal steps along the way)."""
     if step < train_config.warmup:
         return train_config.lr * (step + 1) / train_config.warmup
-    progress = (step - train_config.warmup) / max(1, train_config.steps - train_config.warmup)
+    decay_steps = train_config.decay_steps or train_config.steps
+    progress = min(1.0, (step - train_config.warmup) / max(1, decay_steps - train_config.warmup))
     floor = train_config.lr_min_ratio
     return train_config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -180,8 +184,11 @@ def train_autoencoder(
     device: torch.device | str = "cpu",
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ):
     """Train an ``Autoencoder(ae_config)`` on uint8 images (b 3 H W). Returns (model, history).
+    ``init``: a state dict to start from instead of random weights (fine-tuning, e.g. lesson 07's
+    64 px autoencoders start from the 32 px ones: convolutions do not care about the image size).
 
     The paper's recipe (Sec. 3.1): L1 reconstruction + perceptual loss (here in the features
     of our attribute classifier, since LPIPS weights cannot be downloaded) + a PatchGAN
@@ -191,6 +198,8 @@ def train_autoencoder(
     torch.manual_seed(train_config.seed)
     device = torch.device(device)
     model = Autoencoder(ae_config).to(device)
+    if init is not None:
+        model.load_state_dict(init)
     loss_config = loss_config or AutoencoderLossConfig(disc_start=int(train_config.steps * 0.6))
     criterion = AutoencoderLoss(loss_config, feature_net).to(device)
     opt_ae = torch.optim.Adam(model.parameters(), lr=train_config.lr, betas=(0.5, 0.9))

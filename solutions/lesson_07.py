@@ -2,20 +2,20 @@
 
 from ldm_mini.experiments import f_sweep, load_results
 
+LEARNT = 0.90
+
 
 def solution_1():
-    # training time of each measured point: step x seconds per step; keep those within 60 s
-    models = load_results("f_sweep")["results"]["models"]
-    return min(
-        p["fd"] for m in models.values() for p in m["curve"] if p["step"] * m["seconds_per_step"] <= 60
-    )
+    # each 32 px model's first point at or above the bar, its training seconds; the least of them
+    models = load_results("f_sweep")["results"]["sizes"]["32"]["models"]
+    return min(next(p["seconds"] for p in m["points"] if p["single"] >= LEARNT) for m in models.values()
+               if any(p["single"] >= LEARNT for p in m["points"]))
 
 
 def solution_2():
-    # the floor cell of section 3 with N_FLOOR = 50 instead of 100
-    return f_sweep.fd_floor(n=50)["mean"]
+    return f_sweep.fd_floor(n=200)["fd"]
 
 
 def solution_3():
-    # written down before running: a 2 x 2 x 4 latent keeps large shapes but not all small ones
+    # written down before running: 16 numbers keep a large shape and its colour, not every small one
     return "0.3 to 0.9"

@@ -72,3 +72,23 @@ def test_a_changed_file_is_refused(shipped, tmp_path):
     (copy / "ae-kl-f4.safetensors").write_bytes(bytes(data))
     with pytest.raises(ck.CheckpointError, match="sha256"):
         load_pretrained("ae-kl-f4", copy)
+
+
+def test_remeasure_reads_rfid_with_the_judge_and_keeps_the_record(shipped, tmp_path):
+    import shutil
+
+    from ldm_mini.data import images_uint8, load_shapes
+    from ldm_mini.eval.models import evaluate_autoencoder
+    from ldm_mini.zoo.build import remeasure_autoencoders
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shipped, copy)
+    before = json.loads((copy / "manifest.json").read_text())
+    out = remeasure_autoencoders(TOY, copy, only=["ae-kl-f4"])
+    after = json.loads((copy / "manifest.json").read_text())
+    assert set(out) == {"ae-kl-f4"} and after["ae-vq-f4"] == before["ae-vq-f4"]
+    val = images_uint8(load_shapes(TOY.n_eval, "val"))
+    ae, judge = load_pretrained("ae-kl-f4", copy), load_pretrained("judge", copy)
+    assert after["ae-kl-f4"]["metrics"]["rfid"] == pytest.approx(evaluate_autoencoder(ae, val, judge)["rfid"])
+    assert after["ae-kl-f4"]["metrics"]["scale_factor"] == before["ae-kl-f4"]["metrics"]["scale_factor"]
+    assert after["ae-kl-f4"]["train"] == before["ae-kl-f4"]["train"]

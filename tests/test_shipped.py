@@ -58,3 +58,29 @@ def test_the_shipped_judge_agrees_with_the_detector_and_the_readme_quotes_the_ma
         lo, hi = figures[f"{key}_ci"]
         quoted = f"{label} {100 * figures[key]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
         assert quoted in readme, f"README should say {quoted!r}, as the manifest does"
+
+
+def test_the_readme_checkpoint_table_quotes_the_manifest():
+    """Every autoencoder's PSNR and rFID*, the upscalers' PSNR and the pixel model's bound, as measured."""
+    from pathlib import Path
+
+    from ldm_mini.checkpoints import read_manifest
+
+    manifest = read_manifest()
+    rows = {
+        line.split("`")[1]: line
+        for line in (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    for name, entry in manifest.items():
+        m = entry["metrics"]
+        if entry["kind"] == "autoencoder":
+            quoted = [f"PSNR {m['psnr']:.1f} dB", f"rFID* {m['rfid']:.2f}"]
+        elif entry["kind"] == "superres":
+            quoted = [f"PSNR {m['psnr']:.2f} dB", f"FD* {m['fd']:.2f}"]
+        elif name == "shapes-pixel":
+            quoted = [f"bound {m['bits_per_dim_bound_val64_S100']:.3f} bits/dim", f"| {entry['train']['steps']} (batch"]
+        else:
+            continue
+        for text in quoted:
+            assert text in rows[name], f"README's row of {name} should say {text!r}, as the manifest does"

@@ -1,3 +1,4 @@
+import dataclasses
 
 import pytest
 import torch
@@ -60,6 +61,13 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(10, 99))
 
 
+def test_learning_rate_with_decay_steps_is_a_function_of_the_step_alone():
+    short, long = (TrainConfig(steps=n, lr=1.0, warmup=10, lr_min_ratio=0.1, decay_steps=100) for n in (100, 400))
+    assert all(lr_at(s, short) == lr_at(s, long) for s in range(100))
+    assert lr_at(99, long) == pytest.approx(0.1, abs=1e-3)
+    assert all(lr_at(s, long) == pytest.approx(0.1) for s in range(100, 400))  # held at the floor
+
+
 def test_ema_tracks_the_weights_with_warmup():
     model = nn.Linear(1, 1, bias=False)
     nn.init.zeros_(model.weight)
@@ -78,6 +86,17 @@ def test_autoencoder_loss_goes_down_on_a_tiny_run():
     _, history = train_autoencoder(TINY_AE, images, _cfg(steps=30, lr_min_ratio=1.0))
     first, last = history[0]["l1"], min(h["l1"] for h in history[-5:])
     assert last < 0.8 * first
+
+
+def test_autoencoder_fine_tunes_from_given_weights():
+    images = _images(16, 16)
+    start, _ = train_autoencoder(TINY_AE, images, _cfg(steps=30, lr_min_ratio=1.0))
+    slow = dataclasses.replace(_cfg(steps=2), lr=1e-6)  # two steps that barely move the weights
+    tuned, history = train_autoencoder(TINY_AE, images, slow, init=start.state_dict())
+    fresh, fresh_history = train_autoencoder(TINY_AE, images, slow)
+    assert history[-1]["l1"] < 0.8 * fresh_history[-1]["l1"]  # it started where the first run ended
+    w = "encoder.conv_in.weight"
+    assert torch.allclose(tuned.state_dict()[w], start.state_dict()[w], atol=1e-4)
 
 
 def _tiny_ldm():

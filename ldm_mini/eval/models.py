@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ..autoencoder import Autoencoder
 from ..data import load_shapes, to_image_range, to_model_range
 from ..ldm import LatentDiffusion, SuperResDiffusion, bicubic_upsample, downsample
 from ..rate import bits_per_dim_kl, bits_per_dim_vq, bits_per_dim_vq_entropy
-from .classifier import AttributeClassifier
 from .detector import detect, score_caption
 from .judge import compare_readings, judge_flags
 from .measures import (
@@ -32,12 +32,13 @@ from .prompts import classify_images, seen_objects
 
 @torch.no_grad()
 def evaluate_autoencoder(
-    ae: Autoencoder, images: torch.Tensor, classifier: AttributeClassifier | None = None, batch_size: int = 250
+    ae: Autoencoder, images: torch.Tensor, reader: nn.Module | None = None, batch_size: int = 250
 ) -> dict:
     """Reconstruction quality and rate of ``ae`` on uint8 images (b 3 H W).
 
-    Returns PSNR and SSIM (on [0, 1] images), the rFID stand-in (Frechet distance of
-    reconstructions to originals in the classifier's features), bits/dim, and for VQ-reg the
+    Returns PSNR and SSIM (on [0, 1] images), with a ``reader`` the rFID stand-in (Frechet distance
+    of reconstructions to originals in its features: pass the judge, which no autoencoder was trained
+    against; the attribute classifier was their perceptual loss), bits/dim, and for VQ-reg the
     codebook usage and perplexity over all the images.
     """
     ae.eval()
@@ -58,8 +59,8 @@ def evaluate_autoencoder(
         "ssim": ssim(original, rec),
         "params": sum(p.numel() for p in ae.parameters()),
     }
-    if classifier is not None:
-        result["rfid"] = frechet_distance(original, rec, classifier)
+    if reader is not None:
+        result["rfid"] = frechet_distance(original, rec, reader)
     c, h, w = ae.latent_shape(H, W)
     if ae.config.reg == "kl":
         result["bits_per_dim"] = bits_per_dim_kl(torch.cat(kls).mean().item(), H, W)

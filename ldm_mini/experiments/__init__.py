@@ -1,6 +1,6 @@
 """The paper's experiments at mini scale (lessons 07-10), one module each:
 
-- ``f_sweep``   (lesson 07): LDMs at f in {1, 2, 4, 8, 16} under one training budget (Figs. 6, 7)
+- ``f_sweep``   (lesson 07): LDMs at f = 2-16 on 32 px and 64 px images, equal steps and equal time (Figs. 6, 7)
 - ``bits``      (lesson 08): where a pixel-space diffusion model spends its bits (Fig. 2)
 - ``superres``  (lesson 09): x4 super-resolution by concatenation vs bicubic and a pixel model (Tab. 5)
 - ``binding``   (lesson 10): attribute binding with per-token, pooled and CLIP-like tau_theta, and a remedy

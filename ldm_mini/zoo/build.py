@@ -173,10 +173,14 @@ def fit_autoencoder(
     out_dir: Path | None = None,
     resume: bool = False,
     device: torch.device | str = "cpu",
+    judge: torch.nn.Module | None = None,
 ) -> tuple[Autoencoder, dict]:
     """Train the autoencoder ``ae-{reg}-f{f}`` by its recipe (``steps`` overrides the profile's
     count; the PatchGAN still joins for the last 30%), measure its latent scale on 1000 training
-    images and its quality on the val split. Returns (autoencoder, record for the manifest)."""
+    images and its quality on the val split. Returns (autoencoder, record for the manifest).
+
+    The ``classifier`` is the perceptual loss's network; the rFID is read in the ``judge``'s features
+    (default: the shipped judge), which the autoencoder was not trained against."""
     config, loss_config, train_config = ae_recipe(reg, f, profile, seed)
     if steps:
         train_config.steps = steps
@@ -190,7 +194,7 @@ def fit_autoencoder(
     )
     seconds = history[-1]["seconds"] if history else time.perf_counter() - start
     ae.measure_scale_factor(to_model_range(train[:1000]).to(device))
-    metrics = evaluate_autoencoder(ae, val, classifier)
+    metrics = evaluate_autoencoder(ae, val, judge if judge is not None else load_pretrained(JUDGE))
     metrics["scale_factor"] = ae.scale_factor.item()
     return ae, {
         "config": config,
@@ -211,6 +215,7 @@ def build_autoencoder(
     seed: int = 0,
     work_dir: Path | None = None,
     device: torch.device | str = "cpu",
+    judge: torch.nn.Module | None = None,
 ) -> Autoencoder:
     name = ae_name(reg, f)
     ae, record = fit_autoencoder(
@@ -222,6 +227,7 @@ def build_autoencoder(
         out_dir=work_dir / name if work_dir else None,
         resume=work_dir is not None,
         device=device,
+        judge=judge,
     )
     path = ck.save_model(ae, directory / f"{name}.safetensors", half=True)
     history = record["history"]
@@ -241,6 +247,25 @@ def build_autoencoder(
         directory,
     )
     return ae
+
+
+def remeasure_autoencoders(
+    profile: Profile, directory: Path = ck.CHECKPOINT_DIR, only: list[str] | None = None, seed: int = 0
+) -> dict[str, dict]:
+    """Measure the shipped autoencoders again, without training: PSNR, SSIM, rFID (judge's features),
+    bits/dim on the val split, as ``fit_autoencoder`` does; the rest of each manifest entry (the
+    training record, the latent scale) is kept. For a change of how they are measured, not of what
+    they are. Returns {name: metrics}."""
+    val = images_uint8(load_shapes(profile.n_eval, "val", seed=seed))
+    judge, manifest, out = load_pretrained(JUDGE, directory), ck.read_manifest(directory), {}
+    for name, entry in manifest.items():
+        if entry["kind"] != "autoencoder" or (only is not None and name not in only):
+            continue
+        metrics = evaluate_autoencoder(load_pretrained(name, directory), val, judge)
+        entry["metrics"] = {**entry["metrics"], **metrics}
+        ck.write_manifest_entry(name, entry, directory)
+        out[name] = metrics
+    return out
 
 
 def fresh_ldm(config: LDMConfig, ae: Autoencoder, seed: int = 0) -> LatentDiffusion:
@@ -523,11 +548,12 @@ def build_all(
         build_classifier(profile, directory)
     if wanted(JUDGE):
         build_judge(profile, directory)
-    classifier = load_pretrained(CLASSIFIER, directory)
+    classifier = load_pretrained(CLASSIFIER, directory)  # the autoencoders' perceptual loss
+    judge = load_pretrained(JUDGE, directory)  # their rFID: features they were not trained against
     for f in (4, 1, 2, 8, 16):  # f = 4 first: the LDM needs it
         for reg in AE_REGS:
             if wanted(ae_name(reg, f)):
-                build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir)
+                build_autoencoder(reg, f, profile, classifier, directory, work_dir=work_dir, judge=judge)
     if wanted(LDM_MAIN):
         build_ldm(profile, directory, work_dir=work_dir)
     if wanted(LDM_MAIN) or wanted(JUDGE):  # the headline figures: this model read by this judge

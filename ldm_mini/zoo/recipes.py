@@ -22,7 +22,10 @@ CLASSIFIER = "attribute-classifier"  # the perceptual loss's features (and the F
 JUDGE = "judge"  # reads generated images; no model was trained against it
 LDM_MAIN = "shapes-kl-f4"
 PIXEL = "shapes-pixel"
-PIXEL_STEPS = {"quick": 1_500, "full": 50_000}  # optimiser steps of the pixel model per profile
+PIXEL_STEPS = {"quick": 6_000, "full": 50_000}  # optimiser steps of the pixel model per profile
+# Its learning rate decays over the first 4000 steps (quick), then holds at the floor: 4000 steps drew valid
+# scenes in 78.5% of 200 samples, short of lesson 08's 80%, and 2000 more at the floor continued that run.
+PIXEL_DECAY_STEPS = {"quick": 4_000, "full": None}
 SR_LDM = "sr-ldm-f4"  # lesson 09: x4 super-resolution in the latents of ae-kl-f4
 SR_PIXEL = "sr-pixel"  # and in pixel space (SR3-like)
 SUPERRES = (SR_LDM, SR_PIXEL)
@@ -130,6 +133,7 @@ def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfi
     # smaller steps learned faster than fewer, larger ones in a budget of minutes.
     train_config = TrainConfig(
         steps=profile.cap_steps(PIXEL_STEPS[profile.name]),
+        decay_steps=None if profile.is_miniature else PIXEL_DECAY_STEPS[profile.name],
         batch_size=profile.batch_size // 2,
         lr=1e-3,
         warmup=100,

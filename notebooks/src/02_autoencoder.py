@@ -468,9 +468,11 @@ plt.show()
 # - **bits/dim**: the rate. KL-reg: the KL term in bits per image dimension. VQ-reg: the upper
 #   bound h w log2(K) / (3 H W), and in the next column the tighter entropy of actual code use;
 # - **PSNR** (dB, higher is better) and **SSIM** (1 = identical);
-# - **rFID\***: a Frechet distance between originals and reconstructions in our classifier's
-#   features. The star is a warning: it is *not* the Inception FID of the paper (no Inception
-#   weights offline); it is only comparable within this table;
+# - **rFID\***: a Frechet distance between originals and reconstructions in the features of the
+#   **judge** (lesson 05's reader), not of the classifier: the classifier is the perceptual loss
+#   every autoencoder was trained against, so in its features they would look better than they
+#   are. The star is a warning: it is *not* the Inception FID of the paper (no Inception weights
+#   offline); it is only comparable within this table;
 # - **codes**: VQ-reg's codebook usage and perplexity; **params** and **train s**, the CPU seconds
 #   the training took (from the manifest).
 #
@@ -483,8 +485,9 @@ from ldm_mini.rate import bits_per_dim_downsample, downsample_upsample
 
 x_eval = val[:N_EVAL]
 results = {}
+judge = load_pretrained("judge", device=device)  # rFID*'s features: a network no autoencoder was trained against
 for name in names:
-    results[name] = evaluate_autoencoder(models[name], x_eval.to(device), classifier)
+    results[name] = evaluate_autoencoder(models[name], x_eval.to(device), judge)
 
 header = f"{'model':<10} {'f':>2} {'z':>10} {'bits/dim':>9} {'(entropy)':>9} {'PSNR':>6} {'SSIM':>6} {'rFID*':>7} {'codes used':>15} {'params':>10} {'train s':>8}"
 print(header)
@@ -501,7 +504,7 @@ x01 = x_eval.float() / 255
 for f in (2, 4, 8, 16):
     rec = downsample_upsample(x01, f).clamp(0, 1)
     print(f"{f'resize /{f}':<10} {f:>2} {'-':>10} {bits_per_dim_downsample(f):>9.3f} {'-':>9} {psnr(x01, rec):>6.1f} {ssim(x01, rec):>6.3f} "
-          f"{frechet_distance(x01, rec, classifier):>7.2f} {'-':>15} {'-':>10} {'-':>8}")
+          f"{frechet_distance(x01, rec, judge):>7.2f} {'-':>15} {'-':>10} {'-':>8}")
 # E and D's last digits depend on the CPU's kernels: PSNR within 0.1 dB of the values when written (docs/CONVENTIONS.md)
 written_psnr = {"ae-kl-f1": 33.2, "ae-vq-f1": 32.7, "ae-kl-f2": 31.0, "ae-vq-f2": 30.5, "ae-kl-f4": 30.4,
                 "ae-vq-f4": 29.6, "ae-kl-f8": 27.5, "ae-vq-f8": 27.1, "ae-kl-f16": 21.7, "ae-vq-f16": 21.3}
@@ -560,7 +563,7 @@ if len(names) == 10 and not profile.is_miniature:  # a miniature run's autoencod
         ps = [results[ae_name(reg, f)]["psnr"] for f in AE_FACTORS]
         assert all(a > b for a, b in zip(ps, ps[1:])), f"{reg}: PSNR falls at every step of f"
         rf = [results[ae_name(reg, f)]["rfid"] for f in AE_FACTORS]
-        assert rf[-1] / rf[-2] > 10 * max(b / a for a, b in zip(rf[:-1], rf[1:-1])), f"{reg}: the largest rFID* jump is from f=8 to f=16"
+        assert rf[-1] / rf[-2] > 5 * max(b / a for a, b in zip(rf[:-1], rf[1:-1])), f"{reg}: the largest rFID* jump is from f=8 to f=16"
     assert all(results[ae_name("kl", f)]["psnr"] > results[ae_name("vq", f)]["psnr"] for f in AE_FACTORS), "KL beats VQ at every f"
     assert all(results[ae_name("kl", f)]["psnr"] > psnr(x01, downsample_upsample(x01, f).clamp(0, 1)) + 5 for f in (4, 8, 16)), "the KL autoencoder beats resizing by > 5 dB"
 
@@ -570,7 +573,7 @@ if len(names) == 10 and not profile.is_miniature:  # a miniature run's autoencod
 # - **f trades rate for distortion.** The larger f, the fewer latent numbers, the lower the rate
 #   and the lower the PSNR: the trade-off of lesson 01, now with a *learned* compressor. PSNR
 #   falls gently, but rFID\* makes its largest jump at the largest f: with 2 x 2 latent positions
-#   for a whole scene, the reconstructions stop looking like the same objects to the classifier,
+#   for a whole scene, the reconstructions stop looking like the same objects to the judge,
 #   not just blurrier. That is the paper's finding that too strong a first-stage compression caps
 #   the quality of everything built on it, while f = 1 or 2 leaves the diffusion model almost as
 #   many numbers as pixels (lesson 07 measures that cost).
