@@ -78,6 +78,7 @@ class FSweepConfig:
     eval_ddim_steps: int = 20  # DDIM steps S for the quality measurements
     ddim_steps: tuple[int, ...] = (10, 20, 50)  # S for throughput vs quality (Fig. 7)
     n_throughput: int = 100  # captions sampled per S
+    grid_ddim_steps: int = 50  # S of the sample grid the lesson shows
     guidance: float = 3.0  # classifier-free guidance scale s
     ae_finetune_steps: int = 0  # > 0: fine-tune the 32 px autoencoders at image_size for this many steps
     ae_batch_size: int = 16  # 16 images of 64 px hold as many pixels as 64 of 32 px
@@ -105,7 +106,8 @@ def sweep_configs(profile: Profile) -> list[FSweepConfig]:
             s, factors=s.factors[:2], steps=cap(s.steps), seconds=0.0, batch_size=min(s.batch_size, profile.batch_size),
             warmup=1, eval_every=1, n_curve=profile.cap_samples(s.n_curve), n_final=profile.cap_samples(s.n_final),
             eval_ddim_steps=cap(s.eval_ddim_steps), ddim_steps=(cap(min(s.ddim_steps)),),
-            n_throughput=profile.cap_samples(s.n_throughput), ae_finetune_steps=min(s.ae_finetune_steps, cap(10)),
+            n_throughput=profile.cap_samples(s.n_throughput), grid_ddim_steps=cap(s.grid_ddim_steps),
+            ae_finetune_steps=min(s.ae_finetune_steps, cap(10)),
             ae_batch_size=min(s.ae_batch_size, profile.batch_size), n_train=profile.n_train,
         )
         for s in sweeps
@@ -304,7 +306,7 @@ def final_views(f: int, ldm: LatentDiffusion, sweep: FSweepConfig, data: dict, j
         read = read_samples(images, captions, data["real_features"], judge)
         kept = {k: read[k] for k in ("single", "single_ci", "accuracy", "accuracy_ci")}  # no FD: too few images
         throughput.append({"ddim_steps": S, "images_per_s": len(captions) / seconds, **kept})
-    grid, _ = sample(ldm, SAMPLE_CAPTIONS, 50, sweep.guidance, sweep.seed)
+    grid, _ = sample(ldm, SAMPLE_CAPTIONS, sweep.grid_ddim_steps, sweep.guidance, sweep.seed)
     grid_name = f"{NAME}_samples_{sweep.image_size}px_f{f}.png"
     save_images(grid, str(out / grid_name), ncols=len(SAMPLE_CAPTIONS), scale=2 if sweep.image_size == 32 else 1)
     return {
@@ -368,7 +370,7 @@ def run_size(sweep: FSweepConfig, judge, work_dir: Path) -> dict:
             "test_images": images_uint8(test)}
     data["real_features"] = embed_images(judge_size(data["test_images"]), judge)
     models = {str(f): train_one(f, sweep, data, judge, work_dir) for f in sweep.factors}
-    pixel = time_pixel_space(sweep, data) if 1 not in sweep.factors else None
+    pixel = time_pixel_space(sweep, data, steps=min(5, sweep.steps)) if 1 not in sweep.factors else None
     return {"config": asdict(sweep), "models": models, "pixel_timing": pixel,
             **yardsticks(sweep, data, judge, work_dir)}
 
