@@ -31,6 +31,16 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupted, or made for another model or config."""
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: an interrupted write leaves the previous file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # atomic on POSIX and Windows
+    return path
+
+
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` to ``path`` as safetensors, atomically (temp file, then rename)."""
     path = Path(path)
@@ -176,9 +186,7 @@ def write_manifest_entry(name: str, entry: dict, directory: Path = CHECKPOINT_DI
     """Add or replace one entry of ``manifest.json`` (written atomically too)."""
     manifest = read_manifest(directory)
     manifest[name] = entry
-    tmp = directory / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / "manifest.json")
+    atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def verified_path(name: str, directory: Path = CHECKPOINT_DIR) -> tuple[Path, dict]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import atomic_write_text
 from ..config import miniature_requested
 
 SHIPPED_RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "experiments"
@@ -62,11 +63,7 @@ def save_results(
         "machine": machine(),
         "results": results,
     }
-    path = out_dir / f"{name}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(out_dir / f"{name}.json", json.dumps(record, indent=1, default=_jsonable) + "\n")
 
 
 def load_results(name: str, out_dir: Path = RESULTS_DIR) -> dict:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -40,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..autoencoder import Autoencoder
-from ..checkpoints import load_model, save_model
+from ..checkpoints import atomic_write_text, load_model, save_model
 from ..config import Profile, seed_everything
 from ..data import images_uint8, load_shapes, save_images, to_model_range
 from ..eval.classifier import AttributeClassifier  # noqa: F401  (the autoencoders' perceptual features)
@@ -167,6 +166,29 @@ def judge_size(images: torch.Tensor) -> torch.Tensor:
     return x if x.shape[-1] == JUDGE_SIZE else F.adaptive_avg_pool2d(x, JUDGE_SIZE)
 
 
+def judge_accuracies(images: torch.Tensor, captions: list[str], judge) -> dict:
+    """The judge's reading of one image per caption (b 3 32 32 in [0, 1]): ``single`` (one-object
+    captions: exactly one object, colour and shape right) and ``accuracy`` (every caption; two-object
+    ones need both objects right and bound), each with its Wilson interval ``*_ci``."""
+    flags = [judge_caption(c, a) for c, a in zip(captions, classify_images(images, judge))]
+    single = [fl["single"] for fl in flags if "single" in fl]
+    right = [fl.get("single", fl.get("two_binding")) for fl in flags]
+    return {
+        "single": sum(single) / len(single),
+        "single_ci": list(wilson_interval(sum(single), len(single))),
+        "accuracy": sum(right) / len(right),
+        "accuracy_ci": list(wilson_interval(sum(right), len(right))),
+    }
+
+
+@torch.no_grad()
+def reconstruct(ae: Autoencoder, images: torch.Tensor, batch: int = 100) -> torch.Tensor:
+    """D(E(x)) of uint8 images (b 3 H W), in [0, 1]: what every sample of an LDM at this f passes through."""
+    x = to_model_range(images)
+    recon = torch.cat([ae.decode(ae.encode_latent(x[i : i + batch])) for i in range(0, len(x), batch)])
+    return (recon.clamp(-1, 1) + 1) / 2
+
+
 def read_samples(images: torch.Tensor, captions: list[str], real_features: torch.Tensor, judge) -> dict:
     """The judge's figures for one image per caption: single-object accuracy (one-object captions:
     exactly one object, colour and shape right), prompt accuracy (every caption: also two-object
@@ -174,18 +196,12 @@ def read_samples(images: torch.Tensor, captions: list[str], real_features: torch
     features to ``real_features`` (as many held-out images; caption i's image beside real image i),
     with a bootstrap interval over those pairs."""
     small = judge_size(images)
-    flags = [judge_caption(c, a) for c, a in zip(captions, classify_images(small, judge))]
-    single = [fl["single"] for fl in flags if "single" in fl]
-    right = [fl.get("single", fl.get("two_binding")) for fl in flags]
     fake = embed_images(small, judge)
     real = real_features[: len(fake)]
     fd = frechet_distance_from_features(real, fake)
     return {
         "n": len(captions),
-        "single": sum(single) / len(single),
-        "single_ci": list(wilson_interval(sum(single), len(single))),
-        "accuracy": sum(right) / len(right),
-        "accuracy_ci": list(wilson_interval(sum(right), len(right))),
+        **judge_accuracies(small, captions, judge),
         "fd": fd,
         "fd_ci": bootstrap_interval(lambda i: frechet_distance_from_features(real[i], fake[i]), len(fake), fd),
     }
@@ -210,12 +226,6 @@ def sample(ldm: LatentDiffusion, captions: list[str], steps: int, guidance: floa
 
 def _progress(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_progress(path: Path, record: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)  # atomic: an interrupted write leaves the last complete record
 
 
 def train_one(f: int, sweep: FSweepConfig, data: dict, judge, work_dir: Path) -> dict:
@@ -279,7 +289,7 @@ def train_one(f: int, sweep: FSweepConfig, data: dict, judge, work_dir: Path) ->
         record["plan"] = {"equal_time_step": equal_time, "total": total, "stops": stops}
         budgets = (sweep.steps, equal_time)
         record["points"] = [measure(first, seconds, sweep.n_final if first in budgets else sweep.n_curve)]
-        _save_progress(progress_path, record)
+        atomic_write_text(progress_path, json.dumps(record, indent=1))
     plan = record["plan"]
     for stop in plan["stops"]:
         if any(p["step"] == stop for p in record["points"]):
@@ -287,13 +297,13 @@ def train_one(f: int, sweep: FSweepConfig, data: dict, judge, work_dir: Path) ->
         seconds = train_until(stop)
         n = sweep.n_final if stop in (sweep.steps, plan["equal_time_step"]) else sweep.n_curve
         record["points"].append(measure(stop, seconds, n))
-        _save_progress(progress_path, record)
+        atomic_write_text(progress_path, json.dumps(record, indent=1))
     train_until(plan["total"])  # the EMA weights at the end (a no-op load if this process trained them)
 
     ldm.eval()
     record |= final_views(f, ldm, sweep, data, judge, out)
     record["done"] = True
-    _save_progress(progress_path, record)
+    atomic_write_text(progress_path, json.dumps(record, indent=1))
     return record
 
 
@@ -333,10 +343,7 @@ def yardsticks(sweep: FSweepConfig, data: dict, judge, work_dir: Path) -> dict:
     for f in sweep.factors:
         if f == 1:
             continue
-        ae = autoencoder_for(f, sweep, data["train_images"], work_dir)
-        x = to_model_range(test)
-        recon = torch.cat([ae.decode(ae.encode_latent(x[i : i + 100])) for i in range(0, n, 100)])  # D(E(x)) b 3 H W
-        recon = (recon.clamp(-1, 1) + 1) / 2
+        recon = reconstruct(autoencoder_for(f, sweep, data["train_images"], work_dir), test)
         mse = (recon - test.float() / 255).pow(2).mean().item()
         read = read_samples(recon, data["captions"][:n], data["real_features"], judge)
         out["ceiling"][str(f)] = {"psnr": 10 * math.log10(1 / mse), **read}
@@ -474,8 +481,5 @@ def reconstruction_score(f: int, n: int = 200, judge=None, seed: int = 0) -> flo
     on any LDM at this f (the LDM's samples pass through the same D)."""
     judge = judge if judge is not None else load_pretrained(JUDGE)
     test = load_shapes(n, "test", seed=seed)
-    ae = load_pretrained(ae_name("kl", f))
-    recon = (ae.decode(ae.encode_latent(to_model_range(images_uint8(test)))).clamp(-1, 1) + 1) / 2
-    flags = [judge_caption(c, a) for c, a in zip(test["caption"], classify_images(recon, judge))]
-    single = [fl["single"] for fl in flags if "single" in fl]
-    return sum(single) / len(single)
+    recon = reconstruct(load_pretrained(ae_name("kl", f)), images_uint8(test))
+    return judge_accuracies(recon, test["caption"], judge)["single"]

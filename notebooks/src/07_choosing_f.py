@@ -301,7 +301,8 @@ at_time = budget_table("time")
 # 59.1%, while the 8 x 8 latents (f = 4 at 32 px, f = 8 at 64 px) have learnt the task (96.5%,
 # 96.7%). At 32 px f = 8 (a 4 x 4 latent, 1525 steps) ties with f = 4 (92.6% vs 96.5%, FD 68.0 vs
 # 51.9, overlapping); at 64 px f = 8 is alone at the top. f = 16 stays far behind at both sizes, still
-# rising. (Each point lands within 25 steps of 300 s: 296 to 324 s, printed above.)
+# rising. (The equal-time step was planned from each model's first 250 steps and rounded to 25, so the
+# points landed at 296 to 324 s of training, printed above.)
 #
 # ## 6. Throughput against quality (the paper's Fig. 7)
 #
