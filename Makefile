@@ -22,9 +22,14 @@ lessons: $(VENV)/.installed
 	$(PY) scripts/run_lessons.py --out build/lessons
 
 ## Unit tests, then every notebook under nbval (cells marked NBVAL_CHECK_OUTPUT must print the same).
+## TEST_WORKERS pytest processes (pytest-xdist) of one thread each: on 2 cores the tests take about 60%
+## of the time of one process with 2 threads (our small models gain little from a second thread).
+## --dist loadfile keeps a file on one worker: a notebook in one kernel, a module's fixtures built once.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.installed
 	$(PY) -m ruff check ldm_mini tests benchmarks scripts solutions
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 	$(NBVAL) notebooks/
 
 ## The lessons that train or sample live, under nbval again with the kernels capped to older CPUs'
@@ -33,7 +38,7 @@ test: $(VENV)/.installed
 ## The nbval kernel inherits these variables.
 PORTABLE_LESSONS ?= 02 02b 04 05 06 08 09 10
 PORTABLE_NOTEBOOKS = $(foreach n,$(PORTABLE_LESSONS),$(wildcard notebooks/$(n)_*.ipynb))
-NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+NBVAL := $(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test-portable: test-portable-sse41 test-portable-avx2
 test-portable-sse41: $(VENV)/.installed
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(NBVAL) $(PORTABLE_NOTEBOOKS)

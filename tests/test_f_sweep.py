@@ -69,8 +69,8 @@ def test_overlap_and_ties():
 SWEEP_CONFIGS = f_sweep.sweep_configs  # the real one, before a test patches it
 
 
-def _tiny_sweeps(profile):
-    return [replace(s, factors=(16,), n_train=64) for s in SWEEP_CONFIGS(profile)]
+def _tiny_sweeps(profile):  # batches of 2: f = 1's timing at 64 px costs seconds per step at 8
+    return [replace(s, factors=(16,), n_train=64, batch_size=2, ae_batch_size=2) for s in SWEEP_CONFIGS(profile)]
 
 
 def test_tiny_sweep_writes_both_sizes_and_resumes(tmp_path, monkeypatch):
@@ -98,6 +98,7 @@ def test_tiny_sweep_writes_both_sizes_and_resumes(tmp_path, monkeypatch):
     json.dumps(saved)
     lost = saved["points"].pop()
     del saved["done"]
+    del saved["config"]["guidance"]  # as if written before that setting existed: read as its default (3.0)
     progress.write_text(json.dumps(saved))
     again = f_sweep.run(profile, out_dir=tmp_path)
     redone = again["sizes"]["64"]["models"]["16"]["points"][-1]

@@ -198,15 +198,20 @@ N_BOOTSTRAP = 200  # resamples of the test images behind each interval of the up
 
 
 def bootstrap_interval(
-    stat: Callable[[torch.Tensor], float], n: int, point: float, seed: int = 0, level: float = 0.95
+    stat: Callable[[torch.Tensor], float],
+    n: int,
+    point: float,
+    seed: int = 0,
+    level: float = 0.95,
+    n_resamples: int = N_BOOTSTRAP,
 ) -> list:
-    """Bootstrap interval of a statistic of n test images: ``stat(idx)`` on ``N_BOOTSTRAP`` resamples idx of
+    """Bootstrap interval of a statistic of n test images: ``stat(idx)`` on ``n_resamples`` resamples idx of
     range(n) with replacement (the same resamples for every method: the generator is seeded), the
     percentile interval shifted by the bootstrap's bias (mean of the resamples - ``point``).
     The shift matters for FD: a resample repeats images, so its covariances are noisier and its FD
     higher, and the plain percentile interval could lie above the figure it belongs to. Returns [low, high]."""
     g = torch.Generator().manual_seed(seed)
-    values = torch.tensor([stat(torch.randint(0, n, (n,), generator=g)) for _ in range(N_BOOTSTRAP)])
+    values = torch.tensor([stat(torch.randint(0, n, (n,), generator=g)) for _ in range(n_resamples)])
     bias = values.mean().item() - point
     tail = (1 - level) / 2
     return [values.quantile(tail).item() - bias, values.quantile(1 - tail).item() - bias]

@@ -78,6 +78,7 @@ class FSweepConfig:
     ddim_steps: tuple[int, ...] = (10, 20, 50)  # S for throughput vs quality (Fig. 7)
     n_throughput: int = 100  # captions sampled per S
     grid_ddim_steps: int = 50  # S of the sample grid the lesson shows
+    n_bootstrap: int = 200  # resamples behind each FD's 95% interval
     guidance: float = 3.0  # classifier-free guidance scale s
     ae_finetune_steps: int = 0  # > 0: fine-tune the 32 px autoencoders at image_size for this many steps
     ae_batch_size: int = 16  # 16 images of 64 px hold as many pixels as 64 of 32 px
@@ -100,16 +101,20 @@ def sweep_configs(profile: Profile) -> list[FSweepConfig]:
     if not profile.is_miniature:
         return sweeps
     cap = profile.cap_steps
+    # each path a GPU run takes, once: at 32 px the smallest f (pixel space in the full profile) and the
+    # largest (a two-level UNet on a 2 x 2 latent); at 64 px the largest, on an autoencoder fine-tuned
+    # there (and, f = 1 being left out, the 64 px pixel model built and timed by time_pixel_space)
+    factors = [(s.factors[0], s.factors[-1]) if k == 0 else s.factors[-1:] for k, s in enumerate(sweeps)]
     return [
         replace(
-            s, factors=s.factors[:2], steps=cap(s.steps), seconds=0.0, batch_size=min(s.batch_size, profile.batch_size),
+            s, factors=fs, steps=cap(s.steps), seconds=0.0, batch_size=min(s.batch_size, profile.batch_size),
             warmup=1, eval_every=1, n_curve=profile.cap_samples(s.n_curve), n_final=profile.cap_samples(s.n_final),
             eval_ddim_steps=cap(s.eval_ddim_steps), ddim_steps=(cap(min(s.ddim_steps)),),
             n_throughput=profile.cap_samples(s.n_throughput), grid_ddim_steps=cap(s.grid_ddim_steps),
             ae_finetune_steps=min(s.ae_finetune_steps, cap(10)),
-            ae_batch_size=min(s.ae_batch_size, profile.batch_size), n_train=profile.n_train,
+            ae_batch_size=min(s.ae_batch_size, profile.batch_size), n_train=profile.n_train, n_bootstrap=10,
         )
-        for s in sweeps
+        for s, fs in zip(sweeps, factors)
     ]
 
 
@@ -189,12 +194,14 @@ def reconstruct(ae: Autoencoder, images: torch.Tensor, batch: int = 100) -> torc
     return (recon.clamp(-1, 1) + 1) / 2
 
 
-def read_samples(images: torch.Tensor, captions: list[str], real_features: torch.Tensor, judge) -> dict:
+def read_samples(
+    images: torch.Tensor, captions: list[str], real_features: torch.Tensor, judge, n_bootstrap: int = 200
+) -> dict:
     """The judge's figures for one image per caption: single-object accuracy (one-object captions:
     exactly one object, colour and shape right), prompt accuracy (every caption: also two-object
     ones with both objects right and bound), each with a Wilson interval; the FD in the judge's
     features to ``real_features`` (as many held-out images; caption i's image beside real image i),
-    with a bootstrap interval over those pairs."""
+    with a bootstrap interval over those pairs (``n_bootstrap`` resamples)."""
     small = judge_size(images)
     fake = embed_images(small, judge)
     real = real_features[: len(fake)]
@@ -203,7 +210,9 @@ def read_samples(images: torch.Tensor, captions: list[str], real_features: torch
         "n": len(captions),
         **judge_accuracies(small, captions, judge),
         "fd": fd,
-        "fd_ci": bootstrap_interval(lambda i: frechet_distance_from_features(real[i], fake[i]), len(fake), fd),
+        "fd_ci": bootstrap_interval(
+            lambda i: frechet_distance_from_features(real[i], fake[i]), len(fake), fd, n_resamples=n_bootstrap
+        ),
     }
 
 
@@ -241,7 +250,8 @@ def train_one(f: int, sweep: FSweepConfig, data: dict, judge, work_dir: Path) ->
     progress_path = out / "progress.json"
     record = _progress(progress_path)
     settings = json.loads(json.dumps(asdict(sweep)))  # as the JSON file holds them (tuples as lists)
-    if record.get("config", settings) != settings:
+    defaults = json.loads(json.dumps(asdict(FSweepConfig())))  # a setting added since the run: its default
+    if {**defaults, **record.get("config", settings)} != settings:
         raise ValueError(
             f"{out} holds a run with other settings ({record['config']}); pass another work_dir, or delete "
             f"{out} to train this model again"
@@ -274,7 +284,7 @@ def train_one(f: int, sweep: FSweepConfig, data: dict, judge, work_dir: Path) ->
 
     def measure(stop: int, seconds: float, n: int) -> dict:
         images, _ = sample(ldm, data["captions"][:n], sweep.eval_ddim_steps, sweep.guidance, sweep.seed)
-        read = read_samples(images, data["captions"][:n], data["real_features"], judge)
+        read = read_samples(images, data["captions"][:n], data["real_features"], judge, sweep.n_bootstrap)
         point = {"step": stop, "seconds": seconds, **read}
         print(f"  {sweep.image_size}px f={f} step {stop} ({seconds:.0f} s): single {point['single']:.3f}, "
               f"FD {point['fd']:.2f} (n={n})", flush=True)
@@ -313,7 +323,7 @@ def final_views(f: int, ldm: LatentDiffusion, sweep: FSweepConfig, data: dict, j
     captions = data["captions"][: sweep.n_throughput]
     for S in sweep.ddim_steps:
         images, seconds = sample(ldm, captions, S, sweep.guidance, sweep.seed)
-        read = read_samples(images, captions, data["real_features"], judge)
+        read = read_samples(images, captions, data["real_features"], judge, sweep.n_bootstrap)
         kept = {k: read[k] for k in ("single", "single_ci", "accuracy", "accuracy_ci")}  # no FD: too few images
         throughput.append({"ddim_steps": S, "images_per_s": len(captions) / seconds, **kept})
     grid, _ = sample(ldm, SAMPLE_CAPTIONS, sweep.grid_ddim_steps, sweep.guidance, sweep.seed)
@@ -338,14 +348,15 @@ def yardsticks(sweep: FSweepConfig, data: dict, judge, work_dir: Path) -> dict:
     - ``ceiling`` per f: the reconstructions D(E(x)) of the test images, read the same way."""
     n = sweep.n_final
     val = load_shapes(n, "val", seed=sweep.seed, image_size=sweep.image_size)
-    out = {"real": read_samples(images_uint8(val), val["caption"], data["real_features"], judge), "ceiling": {}}
+    real = read_samples(images_uint8(val), val["caption"], data["real_features"], judge, sweep.n_bootstrap)
+    out = {"real": real, "ceiling": {}}
     test = data["test_images"][:n]
     for f in sweep.factors:
         if f == 1:
             continue
         recon = reconstruct(autoencoder_for(f, sweep, data["train_images"], work_dir), test)
         mse = (recon - test.float() / 255).pow(2).mean().item()
-        read = read_samples(recon, data["captions"][:n], data["real_features"], judge)
+        read = read_samples(recon, data["captions"][:n], data["real_features"], judge, sweep.n_bootstrap)
         out["ceiling"][str(f)] = {"psnr": 10 * math.log10(1 / mse), **read}
     return out
 

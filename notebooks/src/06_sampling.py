@@ -46,6 +46,7 @@ device = pick_device(DEVICE)
 profile = get_profile(PROFILE, device)
 seed_everything(SEED)
 N_EVAL = N_EVAL or profile.n_samples_eval
+N_DDPM = 1 if profile.is_miniature else N_DDPM  # a miniature run (config.Profile.miniature) only checks the sampler runs
 ldm = ldm_mini.load_pretrained("shapes-kl-f4", device=device)
 judge = ldm_mini.load_pretrained("judge", device=device)  # marks the samples (lesson 00, section 8)
 classifier = ldm_mini.load_pretrained("attribute-classifier", device=device)  # its features: the Frechet distance
