@@ -194,7 +194,7 @@ def upscalers(models: dict[str, SuperResDiffusion], sample_steps: int, seed: int
     return out
 
 
-N_BOOTSTRAP = 200  # resamples of the test images behind each interval of the upscalers' table
+N_BOOTSTRAP = 200  # resamples behind each bootstrap interval (lesson 09's table, lesson 07's FDs)
 
 
 def bootstrap_interval(

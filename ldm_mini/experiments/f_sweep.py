@@ -44,7 +44,7 @@ from ..config import Profile, seed_everything
 from ..data import images_uint8, load_shapes, save_images, to_model_range
 from ..eval.classifier import AttributeClassifier  # noqa: F401  (the autoencoders' perceptual features)
 from ..eval.measures import embed_images, frechet_distance_from_features, wilson_interval
-from ..eval.models import bootstrap_interval
+from ..eval.models import N_BOOTSTRAP, bootstrap_interval
 from ..eval.prompts import classify_images, judge_caption
 from ..ldm import LatentDiffusion
 from ..train import encode_images, train_autoencoder, train_diffusion
@@ -78,7 +78,7 @@ class FSweepConfig:
     ddim_steps: tuple[int, ...] = (10, 20, 50)  # S for throughput vs quality (Fig. 7)
     n_throughput: int = 100  # captions sampled per S
     grid_ddim_steps: int = 50  # S of the sample grid the lesson shows
-    n_bootstrap: int = 200  # resamples behind each FD's 95% interval
+    n_bootstrap: int = N_BOOTSTRAP  # resamples behind each FD's 95% interval (200)
     guidance: float = 3.0  # classifier-free guidance scale s
     ae_finetune_steps: int = 0  # > 0: fine-tune the 32 px autoencoders at image_size for this many steps
     ae_batch_size: int = 16  # 16 images of 64 px hold as many pixels as 64 of 32 px
@@ -195,7 +195,7 @@ def reconstruct(ae: Autoencoder, images: torch.Tensor, batch: int = 100) -> torc
 
 
 def read_samples(
-    images: torch.Tensor, captions: list[str], real_features: torch.Tensor, judge, n_bootstrap: int = 200
+    images: torch.Tensor, captions: list[str], real_features: torch.Tensor, judge, n_bootstrap: int = N_BOOTSTRAP
 ) -> dict:
     """The judge's figures for one image per caption: single-object accuracy (one-object captions:
     exactly one object, colour and shape right), prompt accuracy (every caption: also two-object
