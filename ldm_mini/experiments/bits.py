@@ -155,7 +155,7 @@ def plot_rate_distortion(results: dict, ax=None, log_rate: bool = False):
     """Distortion (RMSE, 0..255) against rate (bits/dim), the two regions shaded; returns the figure.
 
     ``log_rate``: the rate on a log axis, from L_T up. On the paper's linear axis the semantic
-    region (0.040 of 3.06 bits/dim for the shipped model) is a sliver at the left edge; the log axis shows the
+    region (0.017 of 2.18 bits/dim for the shipped model) is a sliver at the left edge; the log axis shows the
     curve's shape there (and stretches that region's look: read its share from the numbers)."""
     import matplotlib.pyplot as plt
 

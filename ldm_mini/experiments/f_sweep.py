@@ -22,7 +22,7 @@ Measured along training (``eval_every``) and at both budgets, all read by the ju
 averaged 2 x 2 first): single-object accuracy and prompt accuracy with Wilson 95% intervals,
 and the Frechet distance (FD) in the judge's features to as many held-out images, with a 95%
 bootstrap interval. f = 1 (pixel space) is timed, not trained: at 32 px one step costs about
-three times f = 2's, so it does not fit the budget (lesson 08 trains a pixel model).
+five times f = 2's, so it does not fit the budget (lesson 08 trains a pixel model).
 Resumable: every model keeps its training state and its measured points in ``work_dir``.
 """
 
@@ -42,7 +42,6 @@ from ..autoencoder import Autoencoder
 from ..checkpoints import atomic_write_text, load_model, save_model
 from ..config import Profile, seed_everything
 from ..data import images_uint8, load_shapes, save_images, to_model_range
-from ..eval.classifier import AttributeClassifier  # noqa: F401  (the autoencoders' perceptual features)
 from ..eval.measures import embed_images, frechet_distance_from_features, wilson_interval
 from ..eval.models import N_BOOTSTRAP, bootstrap_interval
 from ..eval.prompts import classify_images, judge_caption
@@ -87,7 +86,7 @@ class FSweepConfig:
 
 
 def sweep_configs(profile: Profile) -> list[FSweepConfig]:
-    """The two sweeps, at 32 and at 64 px. Quick: the whole run is ~75 min on 2 CPU cores; full is for
+    """The two sweeps, at 32 and at 64 px. Quick: the whole run took 99 min on 2 CPU cores; full is for
     a GPU (f = 1 trained too). In miniature (``Profile.miniature``) every count is capped."""
     if profile.name == "full":
         base = FSweepConfig(

@@ -133,7 +133,7 @@ def pixel_recipe(profile: Profile, seed: int = 0) -> tuple[LDMConfig, TrainConfi
     # smaller steps learned faster than fewer, larger ones in a budget of minutes.
     train_config = TrainConfig(
         steps=profile.cap_steps(PIXEL_STEPS[profile.name]),
-        decay_steps=None if profile.is_miniature else PIXEL_DECAY_STEPS[profile.name],
+        decay_steps=PIXEL_DECAY_STEPS[profile.name],
         batch_size=profile.batch_size // 2,
         lr=1e-3,
         warmup=100,

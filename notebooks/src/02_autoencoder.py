@@ -469,7 +469,7 @@ plt.show()
 #   bound h w log2(K) / (3 H W), and in the next column the tighter entropy of actual code use;
 # - **PSNR** (dB, higher is better) and **SSIM** (1 = identical);
 # - **rFID\***: a Frechet distance between originals and reconstructions in the features of the
-#   **judge** (lesson 05's reader), not of the classifier: the classifier is the perceptual loss
+#   **judge** (lesson 00, section 8), not of the classifier: the classifier is the perceptual loss
 #   every autoencoder was trained against, so in its features they would look better than they
 #   are. The star is a warning: it is *not* the Inception FID of the paper (no Inception weights
 #   offline); it is only comparable within this table;

@@ -13,8 +13,8 @@
 #   it), and whether the paper's story holds.
 #
 # **Study time:** about 60 minutes (35 to read and follow the bound, 25 for the three
-# exercises). **Run time:** about 25 s for Run All (22 s measured at the
-# rebuild on a 2-core Intel Xeon; the live bound on 16 images is about 7 s of it; other 2-core CPUs
+# exercises). **Run time:** about 20 s for Run All (19 s measured by `make lessons` on a 2-core
+# Intel Xeon; the live bound on 16 images is most of it; other 2-core CPUs
 # can take ~1.7x as long). Nothing is trained: the lesson loads the shipped
 # pixel-space model `shapes-pixel` and the shipped results of `python -m ldm_mini experiment bits`
 # (337 s for 256 images), and computes the curves live on a small batch.
@@ -294,7 +294,7 @@ plt.show()
 # of the bits.) Right: the same bits against t, both on log scales. The per-step cost (green)
 # grows by orders of magnitude as t falls: the last, nearly noise-free steps are the expensive
 # ones, the very last (t = 10 to 0) most of all, and the decoder's L_0 (not on this panel) costs
-# almost as much as all steps together.
+# more than all steps together (1.27 against 0.91 bits/dim).
 
 # %% [markdown]
 # ## 5. What the receiver sees
@@ -447,7 +447,7 @@ for line in lines:
 # %% [markdown]
 # **What the verdicts say, and what they do not.** At the rules the grid can judge (80% to 95% of
 # the fall), all three held, also with the decoder's fixed cost taken out: of the bits the reverse
-# *steps* spend, 97% to 99% go to steps after the image's content is settled, and 0.009 to 0.032
+# *steps* spend, 96.5% to 99% go to steps after the image's content is settled, and 0.009 to 0.032
 # bits/dim decide what is in the picture. Our f = 4 autoencoder's error (RMSE 7.8) is reached after
 # 0.011 bits/dim; everything after that is detail it would discard. The 99% rule asks for a
 # distortion below 0.86 grey levels, which no step of our grid shows before t = 0 (t = 10 is still
@@ -464,8 +464,8 @@ for line in lines:
 # natural images (its Fig. 2 uses Ho et al.'s CIFAR-10 model), which this lesson cannot test. And the
 # "perceptual" label rests on RMSE, not on a viewer: bits that move the RMSE by a fraction of a grey
 # level are invisible by any reasonable standard, but no perceptual study was run here. Finally, the
-# samples: 84.5% [78.8, 88.9] of 200 are valid scenes by the judge (section 1), over the 80% the
-# lesson asks of a model whose bits it reads (the interval's lower end is just under it). The rest
+# samples: 84.5% [78.8, 88.9] of 200 are valid scenes by the judge (section 1): the point is over
+# the 80% we asked of a model whose bits the lesson reads, but the interval straddles that bar. The rest
 # fail mostly because the judge and the detector read a malformed shape differently (13%), or show
 # the wrong number of objects (2.5%); no background is dark, tinted or noisy.
 
